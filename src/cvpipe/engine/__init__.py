@@ -1,0 +1,1 @@
+"""Training machinery: trainer, checkpoints, optimisers and schedules, losses, metrics, DDP."""

@@ -1,0 +1,40 @@
+"""The contract every cvpipe classifier follows, so the rest of cvpipe needs no special cases.
+
+- ``forward_features(x)``: (B, C, H, W) image batch -> unpooled features, (B, C', H', W') for
+  CNNs or (B, N, D) tokens for transformers.
+- ``forward_head(x, pre_logits=False)``: features -> (B, num_classes) logits, or the pooled
+  (B, num_features) vector when ``pre_logits``.
+- ``reset_classifier(num_classes)``: replace the head (0 gives an identity head).
+- ``num_features``: width of the pooled vector the head sees.
+- ``default_cam_layer``: dotted module name whose output CAM methods and feature maps use.
+
+In training mode a model with auxiliary classifiers (GoogLeNet) returns a tuple
+``(logits, aux1, aux2, ...)``; in eval mode every model returns logits only.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+import torch.nn as nn
+
+
+class Classifier(nn.Module, abc.ABC):
+    """Base class holding the shared ``forward``; subclasses implement the three methods."""
+
+    num_classes: int
+    num_features: int
+    default_cam_layer: str = ""
+
+    @abc.abstractmethod
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    @abc.abstractmethod
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor: ...
+
+    @abc.abstractmethod
+    def reset_classifier(self, num_classes: int) -> None: ...
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,63 @@
+"""The model registry: every architecture is a named builder function.
+
+``@register_model`` adds a builder to one dict and refuses duplicates; ``create_model`` looks a
+name up, drops ``None`` keyword arguments (so a config section can be forwarded untouched) and
+builds the model. Two prefixes reach models outside the zoo: ``tv:<name>`` for any torchvision
+classification model and ``timm:<name>`` when timm is installed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Callable
+
+import torch.nn as nn
+
+from cvpipe.errors import ConfigError
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a builder under its function name. Builders take ``num_classes``, ``in_chans``."""
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style pattern, sorted."""
+    _load_zoo()
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def is_model(name: str) -> bool:
+    _load_zoo()
+    return name in _MODELS
+
+
+def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> nn.Module:
+    """Build a registered model; ``None`` kwargs are dropped so builder defaults apply."""
+    _load_zoo()
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    if name.startswith(("tv:", "timm:")):
+        from cvpipe.models.external import create_external
+
+        return create_external(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    if name not in _MODELS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; run `cvpipe models` to list them"
+        raise ConfigError(f"unknown model {name!r}{hint}")
+    try:
+        return _MODELS[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+    except TypeError as e:  # an option this architecture does not take
+        raise ConfigError(f"model {name}: {e}") from None
+
+
+def _load_zoo() -> None:
+    # Importing the package runs every family module's @register_model decorators.
+    import cvpipe.models  # noqa: F401

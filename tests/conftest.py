@@ -1,0 +1,13 @@
+"""Shared test settings: tests run on the CPU, headless, with a private cache folder."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    # The embedded dataset is materialised once per test session, never in the user's cache.
+    monkeypatch.setenv("CVPIPE_CACHE", str(tmp_path_factory.getbasetemp() / "cvpipe-cache"))
