@@ -7,6 +7,11 @@
 - ``reset_classifier(num_classes)``: replace the head (0 gives an identity head).
 - ``num_features``: width of the pooled vector the head sees.
 - ``default_cam_layer``: dotted module name whose output CAM methods and feature maps use.
+- ``stem_names``, ``stage_names``, ``head_names``: dotted module-name prefixes that say what
+  "stem", "stage i" and "head" mean for this architecture. Fine-tuning (freeze by stage,
+  freeze the backbone, per-group and layer-wise learning rates) reads only these, so it needs
+  no special case per family. Everything outside the head is the backbone. A stage entry may
+  be a tuple of prefixes when one stage spans several modules.
 
 In training mode a model with auxiliary classifiers (GoogLeNet) returns a tuple
 ``(logits, aux1, aux2, ...)``; in eval mode every model returns logits only.
@@ -26,6 +31,9 @@ class Classifier(nn.Module, abc.ABC):
     num_classes: int
     num_features: int
     default_cam_layer: str = ""
+    stem_names: tuple[str, ...] = ()
+    stage_names: tuple = ()  # each entry: a prefix, or a tuple of prefixes
+    head_names: tuple[str, ...] = ()
 
     @abc.abstractmethod
     def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...

@@ -39,9 +39,14 @@ def is_model(name: str) -> bool:
 
 
 def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> nn.Module:
-    """Build a registered model; ``None`` kwargs are dropped so builder defaults apply."""
+    """Build a registered model.
+
+    ``None`` and ``""`` keyword arguments are dropped so builder defaults apply: a config
+    section such as ``ModelConfig`` (where ``attention=""`` means "none") can be forwarded
+    untouched. An option the architecture does not take raises :class:`ConfigError`.
+    """
     _load_zoo()
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    kwargs = {k: v for k, v in kwargs.items() if v is not None and not (isinstance(v, str) and v == "")}
     if name.startswith(("tv:", "timm:")):
         from cvpipe.models.external import create_external
 
@@ -54,8 +59,11 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs
         raise ConfigError(f"unknown model {name!r}{hint}")
     try:
         return _MODELS[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
-    except TypeError as e:  # an option this architecture does not take
-        raise ConfigError(f"model {name}: {e}") from None
+    except TypeError as e:
+        if "unexpected keyword argument" not in str(e):
+            raise  # a bug, not a user's option
+        bad = str(e).split("argument")[-1].strip()
+        raise ConfigError(f"model {name} does not take the option {bad}; remove it from model settings") from None
 
 
 def _load_zoo() -> None:
