@@ -1,0 +1,264 @@
+"""``cvpipe train``: build data, model, loss and optimiser from a config and run the trainer.
+
+    result = cvpipe.train("my.yaml", ["train.epochs=30"])
+    result.run_dir, result.best
+
+Launched with ``torchrun --nproc_per_node=N``, the same call trains with DDP: rank 0 checks the
+data and owns the run folder; every rank trains on its shard of each batch.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+
+from cvpipe.config import Config, dump_yaml, load_config, to_dict
+from cvpipe.engine.checkpoint import load_checkpoint
+from cvpipe.engine.distributed import (
+    barrier,
+    broadcast_object,
+    env_dist_info,
+    init_distributed,
+    select_device,
+    shutdown_distributed,
+)
+from cvpipe.engine.logger import RunLogger
+from cvpipe.engine.reproducibility import seed_everything
+from cvpipe.engine.trainer import Trainer, TrainHooks, TrainResult
+from cvpipe.errors import CheckpointError, ConfigError
+from cvpipe.tasks.common import build_model, increment_run_dir
+from cvpipe.tasks.metrics import validation_metrics
+
+ConfigSource = Union[Config, str, Path, dict, None]
+
+
+def resolve_train_config(config: ConfigSource = None, overrides: Sequence[str] = ()) -> Config:
+    """The config a run uses. ``resume=PATH`` (or ``train.resume=PATH``) starts from the
+    checkpoint's own config; other overrides apply on top (e.g. more ``train.epochs``)."""
+    overrides = [("train." + o) if o.startswith("resume=") else o for o in overrides]
+    resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("train.resume=")), "")
+    if isinstance(config, Config):
+        if overrides:
+            config = to_dict(config)
+        else:
+            return config
+    if resume:
+        ckpt = load_checkpoint(resume)
+        if "config" not in ckpt:
+            raise CheckpointError(f"{resume}: no config inside; resume needs a cvpipe last.pt")
+        return load_config(ckpt["config"], overrides)
+    return load_config("digits" if config is None else config, overrides)
+
+
+def train(config: ConfigSource = None, overrides: Sequence[str] = ()) -> TrainResult:
+    """Train a classifier. ``config``: a Config, YAML path, preset name or dict (default: digits)."""
+    cfg = resolve_train_config(config, overrides)
+    info = env_dist_info()
+    device = select_device(cfg.train.device, info.local_rank)
+    init_distributed(device, info)
+    try:
+        return _train(cfg, info, device)
+    finally:
+        shutdown_distributed()
+
+
+def _train(cfg: Config, info, device: torch.device) -> TrainResult:
+    from cvpipe.data.datasets import build_splits
+    from cvpipe.data.loaders import build_loader, class_counts
+    from cvpipe.data.transforms import build_eval_transform, build_train_transform, make_preprocess, resolve_mean_std
+    from cvpipe.engine.losses import balanced_class_weights, build_loss
+    from cvpipe.engine.optim import build_optimizer
+    from cvpipe.engine.schedules import build_scheduler
+    from cvpipe.models import finetune
+    from cvpipe.models.weights import load_pretrained
+
+    t = cfg.train
+    _check_train_config(cfg, info.world_size)
+    seed_everything(t.seed + info.rank, t.deterministic)
+    resume_ckpt = load_checkpoint(t.resume) if t.resume else None
+
+    # Rank 0 owns the run folder and checks every file once; the others receive the result.
+    run_dir, splits = None, None
+    if info.is_main:
+        run_dir = Path(t.resume).resolve().parent.parent if t.resume else increment_run_dir(t.project, t.name, t.exist_ok)
+    logger = RunLogger(run_dir, enabled=info.is_main)
+    if info.is_main:
+        logger.info(f"run folder: {run_dir}")
+        splits = build_splits(cfg.data, cfg.model.in_chans)
+        if splits.skipped:
+            splits.write_report(run_dir / "skipped_files.txt")
+            logger.warning(f"{len(splits.skipped)} unreadable files skipped; see {run_dir / 'skipped_files.txt'}")
+        if resume_ckpt is not None and list(resume_ckpt.get("classes", [])) != list(splits.classes):
+            raise CheckpointError(f"{t.resume}: its classes differ from the data's; resume with the same data")
+        mean, std = resolve_mean_std(cfg.data.augment, splits.train, cfg.model.in_chans)
+        preprocess = make_preprocess(cfg.data.augment, cfg.model.in_chans, mean, std)
+        if resume_ckpt is not None:
+            preprocess = dict(resume_ckpt["preprocess"])  # "auto" statistics must not drift
+        dump_yaml(cfg, run_dir / "config.yaml")
+        (run_dir / "classes.txt").write_text("\n".join(splits.classes) + "\n", encoding="utf-8")
+        payload = (run_dir, splits, preprocess)
+    else:
+        payload = None
+    run_dir, splits, preprocess = broadcast_object(payload)
+    if not info.is_main:
+        run_dir = None  # only rank 0 writes
+
+    if splits.val is None or len(splits.val) == 0:
+        raise ConfigError("no validation images: add a val/ folder or set data.val_split above 0")
+    splits.train.transform = build_train_transform(cfg.data.augment, preprocess)
+    splits.val.transform = build_eval_transform(preprocess)
+    per_rank_batch = t.batch_size // info.world_size
+    train_loader = build_loader(
+        splits.train,
+        per_rank_batch,
+        train=True,
+        workers=cfg.data.workers,
+        seed=t.seed,
+        distributed=info.distributed,
+        balanced=cfg.data.balanced_sampling,
+        persistent=not t.deterministic,
+    )
+    val_loader = build_loader(
+        splits.val, per_rank_batch, train=False, workers=cfg.data.workers, seed=t.seed, distributed=info.distributed
+    )
+
+    num_classes = len(splits.classes)
+    model = build_model(cfg, num_classes)
+    if cfg.model.pretrained and resume_ckpt is None:
+        report = load_pretrained(model, cfg.model.pretrained)
+        logger.info(str(report))
+        if run_dir is not None:
+            report.write(run_dir / "pretrained_load_report.json")
+    hooks = _FinetuneHooks(model, cfg, finetune)
+    hooks.freeze_initial()
+
+    class_weights = None
+    if cfg.loss.class_weights == "balanced":
+        class_weights = balanced_class_weights(class_counts(splits.train))
+    elif isinstance(cfg.loss.class_weights, list) and cfg.loss.class_weights:
+        if len(cfg.loss.class_weights) != num_classes:
+            raise ConfigError(f"loss.class_weights has {len(cfg.loss.class_weights)} values for {num_classes} classes")
+        class_weights = torch.tensor(cfg.loss.class_weights, dtype=torch.float32)
+    elif cfg.loss.class_weights:
+        raise ConfigError(f"loss.class_weights={cfg.loss.class_weights!r}: use balanced or a list of numbers")
+    criterion = build_loss(cfg.loss, splits.multi_label, class_weights).to(device)
+
+    steps_per_epoch = math.ceil(len(train_loader) / max(1, t.grad_accum))
+
+    def make_optimizer(m: nn.Module):
+        scale = finetune.lr_scale_fn(m, cfg.model.lr_groups, cfg.model.layer_decay)
+        optimizer = build_optimizer(m, cfg.optim, scale)
+        return optimizer, build_scheduler(optimizer, cfg.schedule, steps_per_epoch, t.epochs)
+
+    metric, mode = _best_metric(t.metric, splits.multi_label)
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        return validation_metrics(
+            m, val_loader, criterion, device, t.precision, t.channels_last, splits.multi_label, cfg.data.threshold,
+            show_progress=info.is_main, log_every=t.log_interval,
+        )
+
+    ema_factory = None
+    if t.ema:
+        from cvpipe.engine.ema import ModelEMA
+
+        ema_factory = lambda m: ModelEMA(m, decay=t.ema_decay)  # noqa: E731
+
+    trainer = Trainer(
+        model=model,
+        criterion=criterion,
+        make_optimizer=make_optimizer,
+        train_loader=train_loader,
+        evaluate=evaluate,
+        cfg=t,
+        device=device,
+        dist_info=info,
+        run_dir=run_dir,
+        logger=logger,
+        metric=metric,
+        metric_mode=mode,
+        checkpoint_extra={
+            "config": to_dict(cfg),
+            "classes": list(splits.classes),
+            "preprocess": preprocess,
+            "multi_label": bool(splits.multi_label),
+        },
+        ema_factory=ema_factory,
+        aux_weight=cfg.loss.aux_weight,
+        hooks=hooks,
+    )
+    if resume_ckpt is not None:
+        trainer.resume_from(resume_ckpt)
+        logger.info(f"resumed from {t.resume} at epoch {trainer.state.epoch} (step {trainer.state.step})")
+    logger.info(
+        f"training {cfg.model.name} on {len(splits.train)} images ({num_classes} classes), "
+        f"validating on {len(splits.val)}; device {device}, {info.world_size} process(es), {t.precision}"
+    )
+    result = trainer.fit()
+    barrier()
+    if info.is_main:
+        _finish(result, run_dir, logger)
+    logger.close()
+    return result
+
+
+class _FinetuneHooks(TrainHooks):
+    """Freezing from the config, unfreezing at ``model.unfreeze_epoch``, frozen BN kept in eval."""
+
+    def __init__(self, model: nn.Module, cfg: Config, finetune):
+        self.model, self.m, self.finetune = model, cfg.model, finetune
+        self.frozen = False
+
+    def freeze_initial(self) -> None:
+        if self.m.freeze or self.m.freeze_stages:
+            self.finetune.freeze(
+                self.model, prefixes=self.m.freeze, stages=self.m.freeze_stages, bn_stats_frozen=self.m.freeze_bn_stats
+            )
+            self.frozen = True
+
+    def set_epoch(self, epoch: int) -> bool:
+        if self.frozen and self.m.unfreeze_epoch and epoch >= self.m.unfreeze_epoch:
+            self.finetune.unfreeze(self.model)
+            self.frozen = False
+            return True
+        return False
+
+    def after_train_mode(self, model: nn.Module) -> None:
+        if self.frozen:
+            self.finetune.keep_frozen_bn_eval(model)
+
+
+def _best_metric(name: str, multi_label: bool) -> tuple[str, str]:
+    if name == "auto":
+        name = "val/mAP" if multi_label else "val/acc"
+    if "/" not in name:
+        name = f"val/{name}"
+    return name, ("min" if name.endswith("loss") else "max")
+
+
+def _check_train_config(cfg: Config, world_size: int) -> None:
+    t = cfg.train
+    if t.precision not in ("fp32", "fp16", "bf16"):
+        raise ConfigError(f"train.precision={t.precision!r}: use fp32, fp16 or bf16")
+    if t.epochs < 1:
+        raise ConfigError("train.epochs must be at least 1")
+    if t.batch_size < world_size or t.batch_size % world_size:
+        raise ConfigError(f"train.batch_size={t.batch_size} must divide evenly over {world_size} processes")
+    if t.grad_accum < 1:
+        raise ConfigError("train.grad_accum must be at least 1")
+
+
+def _finish(result: TrainResult, run_dir: Path, logger: RunLogger) -> None:
+    from cvpipe.viz.classification import plot_training_curves
+
+    if logger.metrics_csv is not None and logger.metrics_csv.exists():
+        plot_training_curves(logger.metrics_csv, run_dir / "curves.png")
+    if result.stopped == "interrupted":
+        logger.info(f"interrupted; continue with: cvpipe train resume={run_dir / 'weights' / 'last.pt'}")
+    best = f"{result.best:.4f}" if result.best is not None else "n/a"
+    logger.info(f"done in {result.seconds:.0f}s. run folder: {run_dir}")
+    logger.info(f"best {result.metric}: {best} (epoch {result.best_epoch}); weights: {run_dir / 'weights' / 'best.pt'}")
