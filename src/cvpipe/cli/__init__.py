@@ -17,7 +17,7 @@ from cvpipe.errors import CvpipeError
 # Order here is the order in `cvpipe --help`.
 COMMAND_MODULES = [
     "train",
-    "evaluate",
+    "evaluate",  # `cvpipe eval`
     "predict",
     "models",
 ]

@@ -1,0 +1,259 @@
+"""``cvpipe eval``: the full report for a checkpoint on a dataset split.
+
+Single-label: loss, top-1/top-5 accuracy, per-class precision/recall/F1/support, macro and
+weighted averages, one-vs-rest ROC AUC, confusion matrix (CSV, raw and normalised PNG), ROC
+curves, a gallery of the worst mistakes and, with ``cam=N``, CAM overlays for the N worst.
+Multi-label: per-class AP, mAP and F1 at the threshold. Everything lands in ``summary.json``.
+
+    report = cvpipe.evaluate("runs/train/exp/weights/best.pt", data="path/to/test_images", split="all")
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import torch
+
+from cvpipe.config import load_config, to_dict
+from cvpipe.engine.inference import collect_outputs
+from cvpipe.engine.logger import get_logger
+from cvpipe.errors import ConfigError, DataError
+from cvpipe.tasks.common import Trained, device_for, increment_run_dir, load_trained
+
+SPLITS = ("train", "val", "test", "all")
+
+
+@dataclass
+class EvalResult:
+    out_dir: Optional[Path]
+    metrics: dict[str, Any]
+    classes: list[str]
+    logits: torch.Tensor
+    targets: torch.Tensor
+    paths: list[str]
+
+
+def evaluate(
+    checkpoint: Union[str, Path, Trained],
+    overrides: Sequence[str] = (),
+    *,
+    data: Optional[str] = None,
+    split: str = "val",
+    batch_size: int = 64,
+    workers: Optional[int] = None,
+    device: str = "auto",
+    cam: int = 0,
+    cam_method: str = "gradcam",
+    mistakes: int = 16,
+    save: bool = True,
+    project: Union[str, Path] = "runs/eval",
+    name: str = "exp",
+    exist_ok: bool = False,
+) -> EvalResult:
+    """Evaluate on ``split`` of the training data, or of ``data`` (a folder in any layout).
+
+    ``overrides`` are ``data.*`` settings applied to the checkpoint's data config
+    (e.g. ``data.layout=labelfile``). ``split="all"`` uses every image of the dataset.
+    """
+    from cvpipe.data.datasets import build_splits
+    from cvpipe.data.loaders import build_loader
+
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r}: use one of {', '.join(SPLITS)}")
+    trained = checkpoint if isinstance(checkpoint, Trained) else load_trained(checkpoint)
+    cfg = _data_config(trained, data, overrides)
+    splits = build_splits(cfg.data, trained.in_chans)
+    dataset = _pick_split(splits, split)
+    dataset = _align_classes(dataset, trained.classes)
+    dataset.transform = trained.transform
+
+    log = get_logger()
+    dev = device_for(device)
+    model = trained.model.to(dev)
+    loader = build_loader(dataset, batch_size, train=False, workers=cfg.data.workers if workers is None else workers, seed=0)
+    logits, targets = collect_outputs(model, loader, dev, desc="eval")
+    paths = [str(p) for p in dataset.paths]
+
+    out_dir = increment_run_dir(project, name, exist_ok) if save else None
+    if trained.multi_label:
+        metrics = _multilabel(logits, targets, trained, out_dir)
+    else:
+        metrics = _single_label(logits, targets, trained, paths, out_dir, mistakes)
+    metrics.update({"checkpoint": str(trained.path), "data": cfg.data.root, "split": split, "images": len(dataset)})
+    if splits.skipped:
+        metrics["skipped_files"] = [[str(p), r] for p, r in splits.skipped]
+    if out_dir is not None:
+        if cam and not trained.multi_label:
+            _cam_gallery(trained, dataset, logits, targets, cam, cam_method, out_dir, dev)
+        (out_dir / "summary.json").write_text(json.dumps(_jsonable(metrics), indent=1), encoding="utf-8")
+        log.info(f"report saved to {out_dir}")
+    log.info(_headline(metrics, trained.multi_label))
+    return EvalResult(out_dir, metrics, trained.classes, logits, targets, paths)
+
+
+def _data_config(trained: Trained, data: Optional[str], overrides: Sequence[str]):
+    base = to_dict(trained.config)
+    items = list(overrides)
+    if data is not None:
+        items.insert(0, f"data.root={data}")
+    for item in items:
+        if not item.startswith("data."):
+            raise ConfigError(f"eval override {item!r}: only data.* settings can change at evaluation")
+    return load_config(base, items)
+
+
+def _pick_split(splits, split: str):
+    from cvpipe.data.datasets import concat_datasets
+
+    if split == "all":
+        parts = [d for d in (splits.train, splits.val, splits.test) if d is not None and len(d)]
+        if not parts:
+            raise DataError("the dataset has no readable images")
+        return concat_datasets(parts)
+    dataset = getattr(splits, split)
+    if dataset is None or len(dataset) == 0:
+        raise DataError(f"the dataset has no {split} images; use split=all to evaluate every image")
+    return dataset
+
+
+def _align_classes(dataset, classes: list[str]):
+    """Re-index targets to the checkpoint's class order (matched by name)."""
+    from cvpipe.data.datasets import remap_classes
+
+    unknown = [c for c in dataset.classes if c not in classes]
+    if unknown:
+        raise DataError(
+            f"the data has classes the model was not trained on: {', '.join(unknown[:5])}"
+            f"{'...' if len(unknown) > 5 else ''} (model classes: {', '.join(classes[:10])}...)"
+        )
+    return remap_classes(dataset, classes)
+
+
+def _single_label(logits, targets, trained: Trained, paths, out_dir, n_mistakes: int) -> dict[str, Any]:
+    from cvpipe.engine.metrics import classification_report
+
+    probs = torch.softmax(logits, dim=1)
+    report = classification_report(probs, targets, trained.classes, topk=(1, 5))
+    report["loss"] = torch.nn.functional.cross_entropy(logits, targets).item()
+    if out_dir is None:
+        return report
+    from cvpipe.viz.classification import plot_confusion_matrix, plot_roc_curves
+
+    cm = report["confusion_matrix"]
+    with (out_dir / "confusion_matrix.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted"] + trained.classes)
+        for name, row in zip(trained.classes, cm):
+            writer.writerow([name] + [int(v) for v in row])
+    plot_confusion_matrix(cm, trained.classes, out_dir / "confusion_matrix.png", normalize=False)
+    plot_confusion_matrix(cm, trained.classes, out_dir / "confusion_matrix_normalized.png", normalize=True)
+    plot_roc_curves(probs, targets, trained.classes, out_dir / "roc.png")
+    _write_per_class(report, trained.classes, out_dir / "per_class.csv")
+    pred = probs.argmax(1)
+    conf = probs.max(1).values
+    with (out_dir / "predictions.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "true", "predicted", "confidence", "correct"])
+        for p, t, y, c in zip(paths, targets.tolist(), pred.tolist(), conf.tolist()):
+            writer.writerow([p, trained.classes[t], trained.classes[y], f"{c:.6f}", int(t == y)])
+    worst = worst_mistakes(probs, targets, n_mistakes)
+    if worst:
+        _mistake_gallery(worst, probs, targets, paths, trained, out_dir / "mistakes.png")
+    return report
+
+
+def worst_mistakes(probs: torch.Tensor, targets: torch.Tensor, n: int) -> list[int]:
+    """Indices of wrong predictions, most confident first."""
+    wrong = (probs.argmax(1) != targets).nonzero().flatten()
+    order = probs[wrong].max(1).values.argsort(descending=True)
+    return wrong[order][:n].tolist()
+
+
+def _mistake_gallery(indices, probs, targets, paths, trained: Trained, path: Path) -> None:
+    from cvpipe.data.image_io import read_image
+    from cvpipe.viz import save_image_grid
+
+    images, titles = [], []
+    for i in indices:
+        images.append(read_image(paths[i], mode=trained.image_mode))
+        p = int(probs[i].argmax())
+        titles.append(f"{trained.classes[int(targets[i])]} -> {trained.classes[p]} {float(probs[i, p]):.2f}")
+    save_image_grid(images, path, titles=titles, suptitle="worst mistakes (true -> predicted, confidence)")
+
+
+def _cam_gallery(trained: Trained, dataset, logits, targets, n: int, method: str, out_dir: Path, device) -> None:
+    from cvpipe.data.image_io import read_image
+    from cvpipe.explain import cam_gallery
+
+    probs = torch.softmax(logits, dim=1)
+    indices = worst_mistakes(probs, targets, n)
+    if not indices:
+        return
+    images = [read_image(dataset.paths[i], mode=trained.image_mode) for i in indices]
+    cam_gallery(
+        trained.model,
+        images,
+        transform=trained.transform,
+        targets=[int(probs[i].argmax()) for i in indices],
+        true_targets=[int(targets[i]) for i in indices],
+        class_names=trained.classes,
+        method=method,
+        path=out_dir / "mistakes_cam.png",
+        device=device,
+    )
+
+
+def _multilabel(logits, targets, trained: Trained, out_dir) -> dict[str, Any]:
+    from cvpipe.engine.metrics import multilabel_report
+
+    probs = torch.sigmoid(logits)
+    threshold = trained.config.data.threshold
+    report = multilabel_report(probs, targets, trained.classes, threshold=threshold)
+    report["loss"] = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets.float()).item()
+    if out_dir is not None:
+        from cvpipe.viz.classification import plot_pr_curves
+
+        plot_pr_curves(probs, targets, trained.classes, out_dir / "pr_curves.png")
+        _write_per_class(report, trained.classes, out_dir / "per_class.csv")
+    return report
+
+
+def _write_per_class(report: dict[str, Any], classes: list[str], path: Path) -> None:
+    per_class = report.get("per_class", {})
+    keys = sorted({k for row in per_class.values() for k in row})
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["class"] + keys)
+        for name in classes:
+            row = per_class.get(name, {})
+            writer.writerow([name] + [row.get(k, "") for k in keys])
+
+
+def _headline(metrics: dict[str, Any], multi_label: bool) -> str:
+    n = metrics["images"]
+    if multi_label:
+        return f"{n} images: mAP {metrics['mAP']:.4f}, macro F1 {metrics['f1_macro']:.4f}, loss {metrics['loss']:.4f}"
+    top5 = f", top-5 {metrics['top5']:.4f}" if "top5" in metrics else ""
+    return f"{n} images: top-1 {metrics['top1']:.4f}{top5}, macro F1 {metrics['f1_macro']:.4f}, loss {metrics['loss']:.4f}"
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _jsonable(obj.tolist())
+    if hasattr(obj, "tolist"):  # numpy
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+__all__ = ["EvalResult", "evaluate", "worst_mistakes"]
