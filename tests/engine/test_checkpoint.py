@@ -1,0 +1,66 @@
+"""Atomic checkpoint writes and safe loading."""
+
+import os
+import pickle
+
+import pytest
+import torch
+
+from cvpipe.engine.checkpoint import load_checkpoint, save_checkpoint
+from cvpipe.errors import CheckpointError
+
+
+def test_round_trip_keeps_tensors_and_builtins(tmp_path):
+    state = {"model": {"w": torch.arange(6.0).reshape(2, 3)}, "epoch": 3, "classes": ["a", "b"], "best": None}
+    save_checkpoint(state, tmp_path / "w" / "last.pt")
+    loaded = load_checkpoint(tmp_path / "w" / "last.pt")
+    assert torch.equal(loaded["model"]["w"], state["model"]["w"])
+    assert loaded["epoch"] == 3 and loaded["classes"] == ["a", "b"] and loaded["version"] == 1
+
+
+def test_interrupted_write_leaves_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+    real_save = torch.save
+
+    def crash_midway(obj, f, *a, **k):
+        f.write(b"partial bytes of a checkpoint")
+        raise KeyboardInterrupt  # Ctrl-C during the write
+
+    monkeypatch.setattr(torch, "save", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_loading_never_executes_code(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Evil()}, path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", pickle.dumps([1, 2])])
+def test_broken_files_raise_one_clear_error(tmp_path, content):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(path)
+
+
+def test_truncated_checkpoint(tmp_path):
+    path = tmp_path / "t.pt"
+    save_checkpoint({"w": torch.randn(1000)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="t.pt"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
