@@ -1,0 +1,649 @@
+"""Non-maximum suppression: hard, soft, DIoU, weighted (merge), "and" and matrix NMS.
+
+Shared conventions:
+
+* ``boxes`` are ``(N, 4)`` ``xyxy`` boxes and ``scores`` ``(N,)``; integer and half inputs are
+  upcast to ``float32`` (see :mod:`cvpipe.ops.boxes`). Scores must be finite.
+* ``classes``: optional ``(N,)`` labels (any dtype). When given, boxes only interact with boxes
+  of the same label (class-aware NMS); when ``None`` every box competes with every other.
+* A box is suppressed when its overlap with a kept, better box is **strictly greater** than
+  the threshold, as in torchvision: a pair sitting exactly at the threshold survives.
+* ``score_threshold``: boxes whose score is not strictly greater are dropped (for soft and
+  matrix NMS it is applied to the decayed score, as their papers do).
+* Order: the best box goes first; equal scores are broken by the lower input index (the
+  processing order is a stable descending sort of the scores). Results are returned best score
+  first (the decayed score for soft/matrix NMS), ties by lower index, cut to ``max_det``.
+* Indices are ``int64`` on the boxes' device; an empty input (or nothing left after the score
+  threshold) returns empty tensors.
+
+Speed: hard NMS is torchvision's compiled kernel. The other variants lay the boxes out as a
+padded ``(groups, boxes_per_group)`` grid (one row per class, rows of similar length batched
+together) and work on whole rows at once, so the classes are suppressed in parallel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+import torchvision
+from torch import Tensor
+
+from cvpipe.ops.boxes import _diou_terms, _iou_and_union, box_convert
+
+__all__ = [
+    "NMS_METHODS",
+    "nms",
+    "batched_nms",
+    "soft_nms",
+    "diou_nms",
+    "weighted_nms",
+    "and_nms",
+    "matrix_nms",
+    "non_max_suppression",
+]
+
+NMS_METHODS = ("hard", "soft", "diou", "weighted", "merge", "and", "matrix")
+
+# Largest number of IoU entries matrix NMS materialises at once (float32: 16 MiB).
+_MATRIX_CHUNK = 1 << 22
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks, layout and output order
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare(
+    boxes: Tensor, scores: Tensor, classes: Tensor | None, score_threshold: float | None
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """Validate and upcast; return boxes, scores, classes and the indices above the threshold."""
+    if not isinstance(boxes, Tensor) or boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must be an (N, 4) tensor, got {getattr(boxes, 'shape', type(boxes).__name__)}")
+    n = boxes.shape[0]
+    if not isinstance(scores, Tensor) or scores.shape != (n,):
+        raise ValueError(f"scores must be an ({n},) tensor to match boxes, got {getattr(scores, 'shape', scores)}")
+    if classes is not None and (not isinstance(classes, Tensor) or classes.shape != (n,)):
+        raise ValueError(f"classes must be an ({n},) tensor to match boxes, got {getattr(classes, 'shape', classes)}")
+    if boxes.dtype not in (torch.float32, torch.float64):
+        boxes = boxes.float()
+    scores = scores.to(boxes.dtype)
+    if score_threshold is None:
+        candidates = torch.arange(n, device=boxes.device)
+    else:
+        candidates = torch.nonzero(scores > score_threshold).squeeze(1)
+    return boxes, scores, classes, candidates
+
+
+def _check_threshold(value: float, name: str) -> None:
+    if not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+
+
+def _layouts(scores: Tensor, classes: Tensor | None) -> Iterator[tuple[Tensor, Tensor]]:
+    """Padded ``(G, L)`` grids of indices into ``scores``, one class per row, best first.
+
+    Yields ``(index, valid)``; ``valid`` marks real entries (padding repeats some real index and
+    must be ignored). Classes are bucketed by the power of two above their size, so a class
+    with thousands of boxes never pads a hundred small ones to its length.
+    """
+    n = scores.numel()
+    if n == 0:
+        return
+    order = torch.sort(scores, descending=True, stable=True).indices
+    if classes is None:
+        yield order[None], torch.ones(1, n, dtype=torch.bool, device=scores.device)
+        return
+    # A stable sort by class keeps the score order inside each class.
+    order = order[torch.sort(classes[order], stable=True).indices]
+    _, counts = torch.unique_consecutive(classes[order], return_counts=True)
+    starts = counts.cumsum(0) - counts
+    size_class = torch.ceil(torch.log2(counts.double())).long()
+    for bucket in torch.unique(size_class).tolist():
+        rows = torch.nonzero(size_class == bucket).squeeze(1)
+        lengths = counts[rows]
+        positions = torch.arange(int(lengths.max()), device=scores.device)
+        valid = positions < lengths[:, None]
+        flat = (starts[rows, None] + positions).clamp(max=n - 1)
+        yield order[flat], valid
+
+
+def _finish(index: Tensor, scores: Tensor, max_det: int | None, *extras: Tensor) -> tuple[Tensor, ...]:
+    """Sort results by score (descending, ties by lower index) and cut to ``max_det``."""
+    order = torch.sort(index).indices
+    order = order[torch.sort(scores[order], descending=True, stable=True).indices]
+    if max_det is not None:
+        if max_det < 0:
+            raise ValueError(f"max_det must be >= 0, got {max_det}")
+        order = order[:max_det]
+    return (index[order], scores[order], *(extra[order] for extra in extras))
+
+
+def _empty_index(boxes: Tensor) -> Tensor:
+    return torch.empty(0, dtype=torch.int64, device=boxes.device)
+
+
+# --------------------------------------------------------------------------------------------
+# Hard NMS (torchvision's compiled kernel)
+# --------------------------------------------------------------------------------------------
+
+
+def nms(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    *,
+    classes: Tensor | None = None,
+    score_threshold: float | None = None,
+    max_det: int | None = None,
+) -> Tensor:
+    """Hard (greedy) NMS: keep the best box, drop every box with IoU > ``iou_threshold``, repeat.
+
+    Runs torchvision's compiled ``nms`` (or ``batched_nms`` when ``classes`` is given).
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy`` boxes.
+        scores: ``(N,)`` scores.
+        iou_threshold: boxes overlapping a kept box by more than this are discarded.
+        classes: optional ``(N,)`` labels for class-aware NMS.
+        score_threshold: drop boxes with ``score <= score_threshold`` first.
+        max_det: keep at most this many boxes.
+
+    Returns:
+        ``(K,)`` ``int64`` indices of the kept boxes, best score first; empty for empty input.
+    """
+    _check_threshold(iou_threshold, "iou_threshold")
+    boxes, scores, classes, candidates = _prepare(boxes, scores, classes, score_threshold)
+    if candidates.numel() == 0:
+        return _empty_index(boxes)
+    b, s = boxes[candidates], scores[candidates]
+    if classes is None:
+        keep = torchvision.ops.nms(b, s, float(iou_threshold))
+    else:
+        keep = torchvision.ops.batched_nms(b, s, classes[candidates], float(iou_threshold))
+    return _finish(candidates[keep], s[keep], max_det)[0]
+
+
+def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
+    """Class-aware hard NMS with torchvision's argument order; see :func:`nms`.
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy`` boxes; scores: ``(N,)``; classes: ``(N,)`` labels.
+
+    Returns:
+        ``(K,)`` ``int64`` kept indices, best score first (ties: lower index); empty for empty input.
+    """
+    return nms(boxes, scores, iou_threshold, classes=classes)
+
+
+# --------------------------------------------------------------------------------------------
+# Greedy variants: DIoU, weighted (merge) and "and" NMS
+# --------------------------------------------------------------------------------------------
+
+
+def _iou_overlap(top: Tensor, boxes: Tensor) -> Tensor:
+    return _iou_and_union(top, boxes)[0]
+
+
+def _greedy(
+    boxes: Tensor,
+    valid: Tensor,
+    overlap: Callable[[Tensor, Tensor], Tensor],
+    iou_threshold: float,
+    weights: Tensor | None = None,
+    confirm_threshold: float | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Greedy suppression on a ``(G, L)`` grid whose rows are sorted best first.
+
+    Each pass takes the first live box of every row, keeps it, and kills the live boxes of its
+    row that overlap it by more than ``iou_threshold``. The dependency is intrinsic (whether a
+    box suppresses depends on whether it survived), so the loop runs once per kept box of the
+    longest row, never once per pair; all rows advance together.
+
+    With ``weights`` the kept box's coordinates become the weighted mean of the live boxes it
+    suppresses and of itself (weighted NMS). With ``confirm_threshold`` a kept box is also
+    marked confirmed when another live box overlaps it by more than that ("and" NMS).
+
+    Returns ``(kept, merged_boxes, confirmed)``: ``(G, L)`` bool, ``(G, L, 4)`` or ``None``,
+    ``(G, L)`` bool or ``None``.
+    """
+    rows = torch.arange(valid.shape[0], device=valid.device)
+    alive = valid.clone()
+    kept = torch.zeros_like(valid)
+    merged = boxes.clone() if weights is not None else None
+    confirmed = torch.zeros_like(valid) if confirm_threshold is not None else None
+    while True:
+        has_live = alive.any(1)
+        if not bool(has_live.any()):
+            break
+        top = alive.to(torch.uint8).argmax(1)  # first live entry = best remaining box
+        ov = overlap(boxes[rows, top][:, None, :], boxes)  # (G, L)
+        kept[rows, top] |= has_live  # rows with nothing live point at 0: leave it alone
+        is_top = torch.zeros_like(alive)
+        is_top[rows, top] = True
+        others = alive & ~is_top
+        if merged is not None:
+            cluster = (alive & (ov > iou_threshold)) | (is_top & has_live[:, None])
+            w = torch.where(cluster, weights, torch.zeros_like(weights))
+            total = w.sum(1, keepdim=True)
+            mean = (w[..., None] * boxes).sum(1) / torch.where(total > 0, total, torch.ones_like(total))
+            # All-zero weights leave the box as it is instead of dividing by zero.
+            merged[rows, top] = torch.where(has_live[:, None] & (total > 0), mean, merged[rows, top])
+        if confirmed is not None:
+            confirmed[rows, top] |= has_live & (others & (ov > confirm_threshold)).any(1)
+        alive = others & ~(ov > iou_threshold)
+    return kept, merged, confirmed
+
+
+def _greedy_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    classes: Tensor | None,
+    score_threshold: float | None,
+    max_det: int | None,
+    overlap: Callable[[Tensor, Tensor], Tensor],
+    merge: bool = False,
+    confirm_threshold: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    _check_threshold(iou_threshold, "iou_threshold")
+    boxes, scores, classes, candidates = _prepare(boxes, scores, classes, score_threshold)
+    b, s = boxes[candidates], scores[candidates]
+    c = classes[candidates] if classes is not None else None
+    picked, out_boxes = [_empty_index(boxes)], [boxes.new_empty(0, 4)]
+    for index, valid in _layouts(s, c):
+        grid_boxes = b[index]
+        kept, merged, confirmed = _greedy(
+            grid_boxes, valid, overlap, iou_threshold, s[index] if merge else None, confirm_threshold
+        )
+        if confirmed is not None:
+            kept &= confirmed
+        picked.append(index[kept])
+        out_boxes.append((merged if merged is not None else grid_boxes)[kept])
+    local = torch.cat(picked)
+    keep, _, merged_boxes = _finish(candidates[local], s[local], max_det, torch.cat(out_boxes))
+    return keep, merged_boxes
+
+
+def diou_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    *,
+    beta: float = 1.0,
+    classes: Tensor | None = None,
+    score_threshold: float | None = None,
+    max_det: int | None = None,
+) -> Tensor:
+    """DIoU-NMS (Zheng et al. 2020): greedy NMS that suppresses by ``IoU - (rho^2 / c^2)^beta``.
+
+    ``rho`` is the distance between the centres and ``c`` the diagonal of the enclosing box, so
+    two overlapping boxes with distant centres (e.g. two people side by side) both survive.
+    ``beta = 1`` is the paper's DIoU; larger values weaken the centre penalty.
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy``; scores: ``(N,)``; classes: optional ``(N,)`` labels.
+        iou_threshold: suppress when the DIoU score is strictly greater.
+        score_threshold, max_det: see the module text.
+
+    Returns:
+        ``(K,)`` ``int64`` kept indices, best score first; empty for empty input.
+    """
+
+    def overlap(top: Tensor, grid: Tensor) -> Tensor:
+        iou, penalty = _diou_terms(top, grid, 1e-7)
+        return iou - penalty**beta
+
+    return _greedy_nms(boxes, scores, iou_threshold, classes, score_threshold, max_det, overlap)[0]
+
+
+def weighted_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    *,
+    classes: Tensor | None = None,
+    score_threshold: float | None = None,
+    max_det: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Weighted ("merge") NMS: greedy hard NMS whose kept boxes become the score-weighted mean
+    of the cluster they suppress.
+
+    The kept set is exactly that of :func:`nms`. The cluster of a kept box is itself plus the
+    boxes it removes (still live, IoU > ``iou_threshold``), each weighted by its score;
+    suppression is decided with the original, unmerged coordinates.
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy``; scores: ``(N,)`` non-negative; classes: optional ``(N,)``.
+        iou_threshold, score_threshold, max_det: see the module text.
+
+    Returns:
+        ``(keep, merged_boxes)``: ``(K,)`` ``int64`` indices, best score first, and their
+        ``(K, 4)`` merged ``xyxy`` boxes (a box whose cluster weights sum to 0 is left as is).
+        Empty tensors for empty input.
+    """
+    return _greedy_nms(boxes, scores, iou_threshold, classes, score_threshold, max_det, _iou_overlap, merge=True)
+
+
+def and_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    iou_threshold: float,
+    *,
+    confirm_threshold: float = 0.5,
+    classes: Tensor | None = None,
+    score_threshold: float | None = None,
+    max_det: int | None = None,
+) -> Tensor:
+    """"And" NMS (the yolov3 post-processor's ``and`` method): hard NMS that also drops lone boxes.
+
+    Greedy NMS runs as usual, but a box it would keep survives only if at least one other box
+    that is still live when it is chosen (a lower-scored box not yet suppressed) overlaps it
+    with IoU > ``confirm_threshold``. Isolated detections, often false positives, disappear;
+    the last remaining box of a class is never confirmed. The kept set is a subset of
+    :func:`nms`'s.
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy``; scores: ``(N,)``; classes: optional ``(N,)`` labels.
+        iou_threshold, score_threshold, max_det: see the module text.
+        confirm_threshold: IoU a confirming box needs (0.5 in the yolov3 code).
+
+    Returns:
+        ``(K,)`` ``int64`` kept indices, best score first; empty for empty input.
+    """
+    _check_threshold(confirm_threshold, "confirm_threshold")
+    return _greedy_nms(
+        boxes,
+        scores,
+        iou_threshold,
+        classes,
+        score_threshold,
+        max_det,
+        _iou_overlap,
+        confirm_threshold=confirm_threshold,
+    )[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Soft-NMS and matrix NMS (scores decay instead of boxes disappearing)
+# --------------------------------------------------------------------------------------------
+
+
+def soft_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    *,
+    method: str = "gaussian",
+    sigma: float = 0.5,
+    iou_threshold: float = 0.3,
+    score_threshold: float | None = 0.001,
+    classes: Tensor | None = None,
+    max_det: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Soft-NMS (Bodla et al. 2017): decay the scores of overlapping boxes instead of dropping them.
+
+    Repeatedly keep the box with the highest *current* score and multiply the current scores
+    of the remaining boxes by ``exp(-IoU^2 / sigma)`` (``"gaussian"``) or, where
+    ``IoU > iou_threshold``, by ``1 - IoU`` (``"linear"``); boxes whose score falls to
+    ``score_threshold`` or below are discarded.
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy``; scores: ``(N,)``; classes: optional ``(N,)`` labels.
+        method: ``"gaussian"`` or ``"linear"``.
+        sigma: Gaussian width (0.5 in the paper); ignored by ``"linear"``.
+        iou_threshold: ``N_t`` of the linear rule; ignored by ``"gaussian"``.
+        score_threshold: discard boxes whose (decayed) score is not above it; ``None`` keeps all.
+        max_det: keep at most this many boxes.
+
+    Returns:
+        ``(keep, decayed_scores)``: ``(K,)`` ``int64`` indices and their ``(K,)`` scores at the
+        moment each was kept, highest first. Empty tensors for empty input.
+    """
+    if method not in ("gaussian", "linear"):
+        raise ValueError(f"unknown soft-NMS method {method!r}; expected 'gaussian' or 'linear'")
+    _check_threshold(iou_threshold, "iou_threshold")
+    if method == "gaussian" and not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
+    boxes, scores, classes, candidates = _prepare(boxes, scores, classes, score_threshold)
+    b, s = boxes[candidates], scores[candidates]
+    c = classes[candidates] if classes is not None else None
+    picked, decayed = [_empty_index(boxes)], [s.new_empty(0)]
+    for index, valid in _layouts(s, c):
+        kept, current = _soft_decay(b[index], s[index], valid, method, sigma, iou_threshold, score_threshold)
+        picked.append(index[kept])
+        decayed.append(current[kept])
+    local = torch.cat(picked)
+    keep, out_scores = _finish(candidates[local], torch.cat(decayed), max_det)
+    return keep, out_scores
+
+
+def _soft_decay(
+    boxes: Tensor,
+    scores: Tensor,
+    valid: Tensor,
+    method: str,
+    sigma: float,
+    iou_threshold: float,
+    score_threshold: float | None,
+) -> tuple[Tensor, Tensor]:
+    """Soft-NMS on a ``(G, L)`` grid; returns ``kept`` and the scores each box was kept with.
+
+    Which box comes next depends on the decay applied by every earlier choice, so the loop runs
+    once per kept box of the longest row (never once per pair); all rows advance together.
+    """
+    rows = torch.arange(valid.shape[0], device=valid.device)
+    current = scores.clone()
+    alive = valid if score_threshold is None else valid & (current > score_threshold)
+    kept = torch.zeros_like(valid)
+    minus_inf = torch.tensor(-math.inf, dtype=scores.dtype, device=scores.device)
+    while True:
+        best, top = torch.where(alive, current, minus_inf).max(1)  # first maximum on ties
+        has_live = alive.any(1)
+        if not bool(has_live.any()):
+            break
+        kept[rows, top] |= has_live
+        alive = alive.clone()
+        alive[rows, top] = False
+        iou = _iou_overlap(boxes[rows, top][:, None, :], boxes)
+        if method == "gaussian":
+            factor = torch.exp(-(iou * iou) / sigma)
+        else:
+            factor = torch.where(iou > iou_threshold, 1 - iou, torch.ones_like(iou))
+        current = torch.where(alive, current * factor, current)
+        if score_threshold is not None:
+            alive = alive & (current > score_threshold)
+    return kept, current
+
+
+def matrix_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    *,
+    kernel: str = "gaussian",
+    sigma: float = 2.0,
+    score_threshold: float | None = None,
+    classes: Tensor | None = None,
+    max_det: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Matrix NMS (SOLOv2, Wang et al. 2020): every score decays in parallel, no greedy loop.
+
+    With boxes sorted best first and ``IoU_ij`` the overlap of a better box ``i`` with box ``j``,
+    box ``j``'s score is multiplied by ``min(1, min_{i<j} f(IoU_ij) / f(comp_i))``, where
+    ``comp_i = max_{k<i} IoU_ki`` is how much box ``i`` is itself suppressed, and
+    ``f(x) = exp(-sigma * x^2)`` (``"gaussian"``) or ``1 - x`` (``"linear"``). A box ``i``
+    that is a perfect duplicate (``f(comp_i) = 0``) suppresses nothing further.
+
+    Args:
+        boxes: ``(N, 4)`` ``xyxy``; scores: ``(N,)``; classes: optional ``(N,)`` labels.
+        kernel: ``"gaussian"`` or ``"linear"``.
+        sigma: Gaussian kernel strength (2.0 in SOLOv2).
+        score_threshold: discard boxes whose decayed score is not above it (``None``: keep all).
+        max_det: keep at most this many boxes.
+
+    Returns:
+        ``(keep, decayed_scores)``: ``(K,)`` ``int64`` indices and ``(K,)`` decayed scores,
+        highest first. Empty tensors for empty input.
+    """
+    if kernel not in ("gaussian", "linear"):
+        raise ValueError(f"unknown matrix-NMS kernel {kernel!r}; expected 'gaussian' or 'linear'")
+    boxes, scores, classes, _ = _prepare(boxes, scores, classes, None)
+    picked, decayed = [_empty_index(boxes)], [scores.new_empty(0)]
+    for index, valid in _layouts(scores, classes):
+        grid_scores = scores[index] * _matrix_decay(boxes[index], valid, kernel, sigma)
+        keep = valid if score_threshold is None else valid & (grid_scores > score_threshold)
+        picked.append(index[keep])
+        decayed.append(grid_scores[keep])
+    keep, out_scores = _finish(torch.cat(picked), torch.cat(decayed), max_det)
+    return keep, out_scores
+
+
+def _matrix_decay(boxes: Tensor, valid: Tensor, kernel: str, sigma: float) -> Tensor:
+    """``(G, L)`` decay factors for rows sorted best first (see :func:`matrix_nms`).
+
+    The upper-triangular IoU matrix is built a block of columns at a time so that no more than
+    about ``_MATRIX_CHUNK`` entries exist at once; column ``j`` only needs rows ``i < j``.
+    """
+    groups, length = valid.shape
+
+    def f(x: Tensor) -> Tensor:
+        return torch.exp(-sigma * x * x) if kernel == "gaussian" else 1 - x
+
+    compensate = boxes.new_zeros(groups, length)
+    decay = boxes.new_ones(groups, length)
+    step = max(1, _MATRIX_CHUNK // max(1, groups * length))
+    positions = torch.arange(length, device=boxes.device)
+    for start in range(0, length, step):
+        stop = min(length, start + step)
+        iou = _iou_overlap(boxes[:, :stop, None, :], boxes[:, None, start:stop, :])  # (G, i<stop, j)
+        better = (positions[:stop, None] < positions[None, start:stop]) & valid[:, :stop, None]
+        iou = torch.where(better, iou, torch.zeros_like(iou))
+        compensate[:, start:stop] = iou.amax(1)
+        f_comp = f(compensate[:, :stop, None])
+        ratio = f(iou) / torch.where(f_comp > 0, f_comp, torch.ones_like(f_comp))
+        ratio = torch.where(better & (f_comp > 0), ratio, torch.full_like(ratio, math.inf))
+        decay[:, start:stop] = ratio.amin(1).clamp(max=1)
+    return decay
+
+
+# --------------------------------------------------------------------------------------------
+# YOLO-style post-processing
+# --------------------------------------------------------------------------------------------
+
+
+def non_max_suppression(
+    pred: Tensor,
+    conf_thres: float = 0.25,
+    iou_thres: float = 0.45,
+    method: str = "hard",
+    classes: list[int] | None = None,
+    multi_label: bool = False,
+    agnostic: bool = False,
+    max_det: int = 300,
+    max_candidates: int = 30000,
+    **method_kwargs: float | str,
+) -> list[Tensor]:
+    """Turn raw YOLO predictions into per-image detections.
+
+    Steps, per image: keep predictions with objectness ``> conf_thres``; score each class as
+    ``objectness * class probability``; keep the best class (or, with ``multi_label``, every
+    class) scoring ``> conf_thres``; drop non-finite rows; keep the ``max_candidates`` best;
+    run the chosen NMS per class (all classes together with ``agnostic``); keep ``max_det``.
+    All images and classes go through one NMS call.
+
+    Args:
+        pred: ``(B, N, 5 + C)`` rows ``(cx, cy, w, h, objectness, class_1 .. class_C)`` with
+            probabilities (after the sigmoid), as YOLO heads emit at inference.
+        conf_thres: score threshold (and the decay cutoff of soft and matrix NMS).
+        iou_thres: IoU threshold of the NMS (unused by matrix NMS).
+        method: one of :data:`NMS_METHODS` (``"merge"`` is ``"weighted"``).
+        classes: keep only these class ids.
+        multi_label: one row per (box, class) above the threshold instead of the best class.
+        agnostic: suppress across classes.
+        max_det: detections kept per image.
+        max_candidates: predictions per image passed to NMS, best first.
+        **method_kwargs: forwarded to the NMS function (``sigma``, ``beta``, ``kernel``,
+            ``confirm_threshold``, ``method`` of soft-NMS as ``soft_method``).
+
+    Returns:
+        ``B`` tensors of shape ``(n_i, 6)``: ``x1, y1, x2, y2, score, class`` (``xyxy`` in the
+        input's units, best first), in ``pred``'s floating dtype; ``(0, 6)`` when nothing is
+        left. For weighted NMS the boxes are merged; for soft and matrix NMS the scores decayed.
+    """
+    if method not in NMS_METHODS:
+        raise ValueError(f"unknown NMS method {method!r}; expected one of {', '.join(NMS_METHODS)}")
+    if not isinstance(pred, Tensor) or pred.ndim != 3 or pred.shape[-1] < 6:
+        raise ValueError(f"pred must be a (B, N, 5 + C) tensor with C >= 1, got {getattr(pred, 'shape', pred)}")
+    out_dtype = pred.dtype if pred.is_floating_point() else torch.float32
+    x = pred if pred.dtype in (torch.float32, torch.float64) else pred.float()
+    batch = x.shape[0]
+    image, box = torch.nonzero(x[..., 4] > conf_thres, as_tuple=True)
+    rows = x[image, box]
+    class_scores = rows[:, 5:] * rows[:, 4:5]
+    if multi_label:
+        row, label = torch.nonzero(class_scores > conf_thres, as_tuple=True)
+        score = class_scores[row, label]
+    else:
+        score, label = class_scores.max(1)
+        row = torch.nonzero(score > conf_thres).squeeze(1)
+        score, label = score[row], label[row]
+    image, xyxy = image[row], box_convert(rows[row, :4], "cxcywh", "xyxy")
+    wanted = torch.isfinite(xyxy).all(1) & torch.isfinite(score)
+    if classes is not None:
+        wanted &= torch.isin(label, torch.as_tensor(classes, device=label.device))
+    image, xyxy, score, label = image[wanted], xyxy[wanted], score[wanted], label[wanted]
+    image, xyxy, score, label = _top_per_image(max_candidates, image, xyxy, score, label)
+
+    num_classes = x.shape[-1] - 5
+    groups = image if agnostic else image * num_classes + label
+    keep, out_boxes, out_scores = _run_method(method, xyxy, score, groups, iou_thres, conf_thres, method_kwargs)
+    image, label = image[keep], label[keep]
+    image, out_boxes, out_scores, label = _top_per_image(max_det, image, out_boxes, out_scores, label)
+    detections = torch.cat([out_boxes, out_scores[:, None], label[:, None].to(out_boxes.dtype)], 1).to(out_dtype)
+    counts = torch.bincount(image, minlength=batch).tolist()
+    return list(torch.split(detections, counts))
+
+
+def _top_per_image(limit: int, image: Tensor, boxes: Tensor, scores: Tensor, labels: Tensor) -> tuple[Tensor, ...]:
+    """Sort rows by image then score (descending) and keep the ``limit`` best of each image."""
+    order = torch.sort(scores, descending=True, stable=True).indices
+    order = order[torch.sort(image[order], stable=True).indices]
+    image = image[order]
+    _, counts = torch.unique_consecutive(image, return_counts=True)
+    rank = torch.arange(image.numel(), device=image.device) - torch.repeat_interleave(counts.cumsum(0) - counts, counts)
+    order = order[rank < limit]
+    return image[rank < limit], boxes[order], scores[order], labels[order]
+
+
+def _run_method(
+    method: str,
+    boxes: Tensor,
+    scores: Tensor,
+    groups: Tensor,
+    iou_thres: float,
+    conf_thres: float,
+    kwargs: dict,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Dispatch to one NMS variant; return kept indices, their boxes and their scores."""
+    if method == "hard":
+        keep = nms(boxes, scores, iou_thres, classes=groups, **kwargs)
+        return keep, boxes[keep], scores[keep]
+    if method == "diou":
+        keep = diou_nms(boxes, scores, iou_thres, classes=groups, **kwargs)
+        return keep, boxes[keep], scores[keep]
+    if method == "and":
+        keep = and_nms(boxes, scores, iou_thres, classes=groups, **kwargs)
+        return keep, boxes[keep], scores[keep]
+    if method in ("weighted", "merge"):
+        keep, merged = weighted_nms(boxes, scores, iou_thres, classes=groups, **kwargs)
+        return keep, merged, scores[keep]
+    if method == "soft":
+        soft_kwargs = dict(kwargs)
+        if "soft_method" in soft_kwargs:
+            soft_kwargs["method"] = soft_kwargs.pop("soft_method")
+        keep, decayed = soft_nms(
+            boxes, scores, iou_threshold=iou_thres, score_threshold=conf_thres, classes=groups, **soft_kwargs
+        )
+        return keep, boxes[keep], decayed
+    keep, decayed = matrix_nms(boxes, scores, score_threshold=conf_thres, classes=groups, **kwargs)
+    return keep, boxes[keep], decayed
