@@ -137,6 +137,10 @@ class LossConfig:
     focal_gamma: float = 2.0
     focal_alpha: Optional[float] = None
     aux_weight: float = 0.3  # weight of auxiliary classifier losses (GoogLeNet)
+    # triplet: mean(clamp(|a-p|^2 - |a-n|^2, min=t1) + beta * clamp(|a-p|^2, min=t2)), Cheng et al. 2016
+    triplet_t1: float = -1.0
+    triplet_t2: float = 0.01
+    triplet_beta: float = 0.002
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra args for a named loss class
 
 
