@@ -7,7 +7,7 @@ and ``list_models("vgg*")`` see the whole zoo.
 from cvpipe.models.registry import create_model, is_model, list_models, register_model
 
 # Family modules register their builders on import.
-from cvpipe.models import lenet, resnet  # noqa: E402,F401  isort: skip
+from cvpipe.models import alexnet, googlenet, lenet, mobilenet, mobilenetv3, resnet, vgg, vit  # noqa: E402,F401  isort: skip
 from cvpipe.models.base import Classifier  # noqa: E402
 
 __all__ = ["Classifier", "create_model", "is_model", "list_models", "register_model"]
