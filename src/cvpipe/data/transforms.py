@@ -1,0 +1,206 @@
+"""Train and eval transforms from the ``data.augment`` config (torchvision.transforms.v2).
+
+Both take a ``uint8`` tensor (C, H, W) from :func:`cvpipe.data.image_io.read_image` and return
+a normalised ``float32`` tensor (C, h, w) with (h, w) = ``image_size``.
+
+Eval view (deterministic, derived from the train settings)::
+
+    resize shorter side to image_size / crop_pct -> centre crop image_size -> float -> normalise
+
+Train view::
+
+    random-resized-crop(image_size, scale, ratio)
+      | resize as eval -> random crop image_size (with padding, padding_mode)
+    -> h/v flips -> rotation -> colour jitter -> float -> normalise -> random erasing
+
+The non-random-resized-crop path uses the eval resize, so the eval view is exactly the centre
+of the crops seen in training. Random erasing comes after normalisation and fills with 0,
+the dataset mean (Zhong et al., 2017).
+
+Everything the eval view needs is one plain dict, :func:`make_preprocess`, which checkpoints
+store so that ``predict`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import torch
+from torchvision.transforms import v2
+
+from cvpipe.config import AugmentConfig, image_size_hw
+from cvpipe.data.image_io import read_image
+from cvpipe.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = {
+    "nearest": v2.InterpolationMode.NEAREST,
+    "nearest-exact": v2.InterpolationMode.NEAREST_EXACT,
+    "bilinear": v2.InterpolationMode.BILINEAR,
+    "bicubic": v2.InterpolationMode.BICUBIC,
+}
+PADDING_MODES = ("constant", "edge", "reflect", "symmetric")
+AUTO_STATS_IMAGES = 1000  # "auto" mean/std: images sampled evenly from the training set
+
+
+def resolve_mean_std(aug: AugmentConfig, train_dataset=None, in_chans: int = 3) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units, ``in_chans`` values each.
+
+    ``"imagenet"``: the ImageNet statistics (for grey input, the average of the three
+    channels). ``"auto"``: measured on up to 1,000 training images spread evenly over the
+    set, read as the model will see them (grey or RGB). A list: used as given.
+    """
+    measured = None
+    if "auto" in (aug.mean, aug.std):
+        if train_dataset is None or len(train_dataset) == 0:
+            raise ConfigError("augment.mean/std 'auto' needs a training set to measure")
+        measured = dataset_mean_std(train_dataset, in_chans)
+    mean = _resolve_stat("mean", aug.mean, IMAGENET_MEAN, measured and measured[0], in_chans)
+    std = _resolve_stat("std", aug.std, IMAGENET_STD, measured and measured[1], in_chans)
+    if any(s <= 0 for s in std):
+        raise ConfigError(f"data.augment.std {std}: every value must be positive")
+    return mean, std
+
+
+def _resolve_stat(key, value, imagenet, measured, in_chans) -> list[float]:
+    if value == "imagenet":
+        return [sum(imagenet) / 3.0] if in_chans == 1 else list(imagenet)
+    if value == "auto":
+        return list(measured)
+    if isinstance(value, str):
+        raise ConfigError(f"data.augment.{key} {value!r}: use imagenet, auto or a list of {in_chans} numbers")
+    if len(value) != in_chans:
+        raise ConfigError(f"data.augment.{key} has {len(value)} values but model.in_chans is {in_chans}")
+    return [float(v) for v in value]
+
+
+def dataset_mean_std(dataset, in_chans: int, max_images: int = AUTO_STATS_IMAGES) -> tuple[list[float], list[float]]:
+    """Pixel mean and std per channel over (a sample of) ``dataset.paths``, in [0, 1].
+
+    Every pixel counts equally (large images weigh more), as in the normalisation itself.
+    """
+    mode = "L" if in_chans == 1 else "RGB"
+    paths = dataset.paths
+    step = max(1, math.ceil(len(paths) / max_images))
+    chosen = paths[::step]
+
+    def moments(path):
+        x = read_image(path, mode).to(torch.float64).div_(255.0).flatten(1)  # (C, H*W)
+        return x.sum(1), x.square().sum(1), x.shape[1]
+
+    total = torch.zeros(in_chans, dtype=torch.float64)
+    total_sq = torch.zeros(in_chans, dtype=torch.float64)
+    count = 0
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for s, sq, n in pool.map(moments, chosen):
+            total += s
+            total_sq += sq
+            count += n
+    mean = total / count
+    std = (total_sq / count - mean.square()).clamp_min(0.0).sqrt().clamp_min(1e-3)  # a flat set
+    return [round(v, 6) for v in mean.tolist()], [round(v, 6) for v in std.tolist()]
+
+
+def make_preprocess(aug: AugmentConfig, in_chans: int, mean: Sequence[float], std: Sequence[float]) -> dict:
+    """Everything the eval view needs, as a JSON-able dict (stored in checkpoints)."""
+    validate_augment(aug)
+    height, width = image_size_hw(aug.image_size)
+    return {
+        "image_size": [height, width],
+        "crop_pct": float(aug.crop_pct),
+        "interpolation": aug.interpolation,
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+        "in_chans": int(in_chans),
+        "mode": "L" if in_chans == 1 else "RGB",
+    }
+
+
+def build_eval_transform(preprocess: dict) -> v2.Compose:
+    """uint8 (C, H, W) -> float32 (C, h, w): resize, centre crop, normalise."""
+    return v2.Compose([*_eval_geometry(preprocess), *_to_normalised(preprocess)])
+
+
+def build_train_transform(aug: AugmentConfig, preprocess: dict) -> v2.Compose:
+    """uint8 (C, H, W) -> float32 (C, h, w) with the augmentations ``aug`` enables."""
+    validate_augment(aug)
+    size = preprocess["image_size"]
+    interpolation = INTERPOLATIONS[preprocess["interpolation"]]
+    steps: list = []
+    if aug.random_resized_crop:
+        steps.append(v2.RandomResizedCrop(size, scale=tuple(aug.scale), ratio=tuple(aug.ratio), interpolation=interpolation, antialias=True))
+    else:
+        steps.append(_eval_geometry(preprocess)[0])  # the eval resize
+        steps.append(v2.RandomCrop(size, padding=aug.padding or None, padding_mode=aug.padding_mode, pad_if_needed=True))
+    if aug.hflip > 0:
+        steps.append(v2.RandomHorizontalFlip(aug.hflip))
+    if aug.vflip > 0:
+        steps.append(v2.RandomVerticalFlip(aug.vflip))
+    if aug.rotation > 0:
+        steps.append(v2.RandomRotation(aug.rotation, interpolation=interpolation))
+    if any(v > 0 for v in aug.color_jitter):
+        brightness, contrast, saturation, hue = aug.color_jitter
+        steps.append(v2.ColorJitter(brightness, contrast, saturation, hue))
+    steps += _to_normalised(preprocess)
+    if aug.random_erasing > 0:
+        steps.append(v2.RandomErasing(aug.random_erasing, value=0))
+    return v2.Compose(steps)
+
+
+def denormalize(images: torch.Tensor, preprocess: dict) -> torch.Tensor:
+    """Undo the normalisation for display: (..., C, H, W) float -> same shape in [0, 1]."""
+    mean = torch.tensor(preprocess["mean"], dtype=images.dtype).view(-1, 1, 1)
+    std = torch.tensor(preprocess["std"], dtype=images.dtype).view(-1, 1, 1)
+    return (images * std + mean).clamp(0.0, 1.0)
+
+
+def eval_resize_size(preprocess: dict):
+    """The Resize argument of the eval view: shorter side (int) for square outputs, else (h, w)."""
+    height, width = preprocess["image_size"]
+    crop_pct = preprocess["crop_pct"]
+    if height == width:
+        return int(math.floor(height / crop_pct))
+    return [int(math.floor(height / crop_pct)), int(math.floor(width / crop_pct))]
+
+
+def _eval_geometry(preprocess: dict) -> list:
+    interpolation = INTERPOLATIONS[preprocess["interpolation"]]
+    return [
+        v2.Resize(eval_resize_size(preprocess), interpolation=interpolation, antialias=True),
+        v2.CenterCrop(preprocess["image_size"]),
+    ]
+
+
+def _to_normalised(preprocess: dict) -> list:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(preprocess["mean"], preprocess["std"])]
+
+
+def validate_augment(aug: AugmentConfig) -> None:
+    """ConfigError naming the key for any value torchvision would reject or misread."""
+    height, width = image_size_hw(aug.image_size)
+    if height <= 0 or width <= 0:
+        raise ConfigError(f"data.augment.image_size {aug.image_size}: must be positive")
+    if not 0.0 < aug.crop_pct <= 1.0:
+        raise ConfigError(f"data.augment.crop_pct {aug.crop_pct}: must be in (0, 1]")
+    if aug.interpolation not in INTERPOLATIONS:
+        raise ConfigError(f"data.augment.interpolation {aug.interpolation!r}: use {', '.join(INTERPOLATIONS)}")
+    if len(aug.scale) != 2 or not 0.0 < aug.scale[0] <= aug.scale[1] <= 1.0:
+        raise ConfigError(f"data.augment.scale {aug.scale}: give [min, max] with 0 < min <= max <= 1")
+    if len(aug.ratio) != 2 or not 0.0 < aug.ratio[0] <= aug.ratio[1]:
+        raise ConfigError(f"data.augment.ratio {aug.ratio}: give [min, max] with 0 < min <= max")
+    if aug.padding < 0:
+        raise ConfigError(f"data.augment.padding {aug.padding}: must be >= 0")
+    if aug.padding_mode not in PADDING_MODES:
+        raise ConfigError(f"data.augment.padding_mode {aug.padding_mode!r}: use {', '.join(PADDING_MODES)}")
+    for key in ("hflip", "vflip", "random_erasing"):
+        if not 0.0 <= getattr(aug, key) <= 1.0:
+            raise ConfigError(f"data.augment.{key} {getattr(aug, key)}: a probability in [0, 1]")
+    if aug.rotation < 0:
+        raise ConfigError(f"data.augment.rotation {aug.rotation}: degrees, >= 0")
+    jitter = aug.color_jitter
+    if len(jitter) != 4 or any(v < 0 for v in jitter) or jitter[3] > 0.5:
+        raise ConfigError(f"data.augment.color_jitter {jitter}: [brightness, contrast, saturation, hue], all >= 0, hue <= 0.5")
+
