@@ -131,9 +131,11 @@ class StepLambdaLR(LambdaLR):
 
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
-        self._apply(self.last_epoch)
+        self.set_step(self.last_epoch)
 
-    def _apply(self, step: int) -> None:
+    def set_step(self, step: int) -> None:
+        """Jump to optimiser step ``step``: set the count and every group's LR for it."""
+        self.last_epoch = step
         values = [base * fn(step) for base, fn in zip(self.base_lrs, self.lr_lambdas)]
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
@@ -162,6 +164,5 @@ def build_scheduler(
 
     scheduler = StepLambdaLR(optimizer, factor)
     if start_step:
-        scheduler.last_epoch = start_step
-        scheduler._apply(start_step)
+        scheduler.set_step(start_step)
     return scheduler
