@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import torch
 import torch.nn as nn
 
-from cvpipe.engine.optim import unwrap_model
+from cvpipe.engine.distributed import unwrap
 
 
 class ModelEMA:
@@ -40,7 +40,7 @@ class ModelEMA:
     ):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
-        self.module = copy.deepcopy(unwrap_model(model)).eval()
+        self.module = copy.deepcopy(unwrap(model)).eval()
         self.module.requires_grad_(False)
         if device is not None:
             self.module.to(device)
@@ -58,7 +58,7 @@ class ModelEMA:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = self.current_decay()
-        source = unwrap_model(model)
+        source = unwrap(model)
         ema_float, new_float = [], []
         for ema_p, p in zip(self.module.parameters(), source.parameters()):
             if ema_p.is_floating_point():

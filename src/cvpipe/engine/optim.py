@@ -29,6 +29,7 @@ import torch
 import torch.nn as nn
 
 from cvpipe.config import OptimConfig
+from cvpipe.engine.distributed import unwrap
 from cvpipe.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -56,15 +57,6 @@ _NORM_TYPES = (
 )
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The bare model inside DDP / DataParallel (``.module``) and ``torch.compile`` (``_orig_mod``)."""
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
-            model = model._orig_mod
-        else:
-            return model
 
 
 def is_norm_module(module: nn.Module) -> bool:
@@ -117,7 +109,7 @@ def param_groups(
     (first appearance in ``model.named_parameters()``). With ``decay_norm_and_bias`` only
     parameters a model explicitly lists in ``no_weight_decay()`` are exempt.
     """
-    model = unwrap_model(model)
+    model = unwrap(model)
     if decay_norm_and_bias:
         exempt = _explicit_no_weight_decay(model)
     else:

@@ -1,7 +1,7 @@
 """The training loop: one code path for every device, precision and process count.
 
-Per step: autocast forward (fp32 / fp16 with GradScaler / bf16) -> loss (plus weighted
-auxiliary losses) / grad_accum -> backward (DDP gradient sync only on the accumulation
+Per step: autocast forward (fp32 / fp16 with GradScaler / bf16) -> loss (the criterion also
+weighs auxiliary heads when the model returns a tuple) / grad_accum -> backward (DDP gradient sync only on the accumulation
 boundary) -> unscale, clip, optimiser step, scheduler step, EMA update. Per epoch: validate,
 log, checkpoint (atomic ``last.pt``, ``best.pt`` by the chosen metric, optional periodic
 copies), early stopping.
@@ -93,7 +93,6 @@ class Trainer:
         metric_mode: str,
         checkpoint_extra: dict[str, Any],
         ema_factory: Optional[Callable[[nn.Module], Any]] = None,
-        aux_weight: float = 0.3,
         hooks: Optional[TrainHooks] = None,
     ):
         self.cfg = cfg
@@ -107,7 +106,6 @@ class Trainer:
         self.evaluate = evaluate
         self.metric, self.metric_mode = metric, metric_mode
         self.extra = checkpoint_extra
-        self.aux_weight = aux_weight
         self.hooks = hooks or TrainHooks()
         self.state = TrainState()
         self.accum = max(1, cfg.grad_accum)
@@ -143,7 +141,6 @@ class Trainer:
             self.optimizer, self.scheduler = self.make_optimizer(self.model)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        self._apply_schedule(s.step)  # the schedule may have changed (e.g. more epochs)
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         if self.ema is not None and ckpt.get("ema") is not None:
@@ -243,7 +240,8 @@ class Trainer:
             with self.ddp.no_sync() if not sync else contextlib.nullcontext():
                 with autocast_context(self.device, cfg.precision):
                     outputs = self.ddp(images)
-                    logits, loss = self._loss(outputs, targets)
+                    loss = self.criterion(outputs, targets)
+                    logits = outputs[0] if isinstance(outputs, (tuple, list)) else outputs  # drop aux heads
                 self.scaler.scale(loss / self.accum).backward()
             # Checked on every rank together, so all of them stop at the same step.
             if all_reduce_sum((~torch.isfinite(loss.detach())).float()).item() > 0:
@@ -265,15 +263,6 @@ class Trainer:
             metrics["train/acc"] = (totals[1] / totals[2]).item()
         return metrics
 
-    def _loss(self, outputs, targets) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(outputs, (tuple, list)):  # (logits, aux1, aux2, ...) in training
-            logits, aux = outputs[0], outputs[1:]
-            loss = self.criterion(logits, targets)
-            for a in aux:
-                loss = loss + self.aux_weight * self.criterion(a, targets)
-            return logits, loss
-        return outputs, self.criterion(outputs, targets)
-
     def _optimizer_step(self) -> None:
         if self.cfg.clip_grad > 0:
             self.scaler.unscale_(self.optimizer)
@@ -287,13 +276,6 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
 
-    def _apply_schedule(self, step: int) -> None:
-        """Set every group's LR to the schedule's value at ``step`` (pure function of the step)."""
-        self.scheduler.last_epoch = step
-        for group, base, fn in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
-            group["lr"] = base * fn(step)
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
-
     def _rebuild_optimizer(self) -> None:
         """New optimiser for a changed trainable set; per-parameter state (momentum) carries over."""
         old = self.optimizer
@@ -302,7 +284,7 @@ class Trainer:
             for p in group["params"]:
                 if p in old.state:
                     self.optimizer.state[p] = old.state[p]
-        self._apply_schedule(self.state.step)
+        self.scheduler.set_step(self.state.step)
 
     def _update_best(self, value: Optional[float]) -> bool:
         s = self.state

@@ -142,6 +142,7 @@ def _single_label(logits, targets, trained: Trained, paths, out_dir, n_mistakes:
     report["loss"] = torch.nn.functional.cross_entropy(logits, targets).item()
     if out_dir is None:
         return report
+    from cvpipe.engine.metrics import roc_curves
     from cvpipe.viz.classification import plot_confusion_matrix, plot_roc_curves
 
     cm = report["confusion_matrix"]
@@ -152,7 +153,9 @@ def _single_label(logits, targets, trained: Trained, paths, out_dir, n_mistakes:
             writer.writerow([name] + [int(v) for v in row])
     plot_confusion_matrix(cm, trained.classes, out_dir / "confusion_matrix.png", normalize=False)
     plot_confusion_matrix(cm, trained.classes, out_dir / "confusion_matrix_normalized.png", normalize=True)
-    plot_roc_curves(probs, targets, trained.classes, out_dir / "roc.png")
+    one_hot = torch.nn.functional.one_hot(targets, len(trained.classes))
+    aucs = [report["per_class"][c]["auc"] for c in trained.classes]
+    plot_roc_curves(roc_curves(probs, one_hot), trained.classes, out_dir / "roc.png", aucs=aucs)
     _write_per_class(report, trained.classes, out_dir / "per_class.csv")
     pred = probs.argmax(1)
     conf = probs.max(1).values
@@ -216,9 +219,11 @@ def _multilabel(logits, targets, trained: Trained, out_dir) -> dict[str, Any]:
     report = multilabel_report(probs, targets, trained.classes, threshold=threshold)
     report["loss"] = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets.float()).item()
     if out_dir is not None:
+        from cvpipe.engine.metrics import pr_curves
         from cvpipe.viz.classification import plot_pr_curves
 
-        plot_pr_curves(probs, targets, trained.classes, out_dir / "pr_curves.png")
+        aps = [report["per_class"][c]["ap"] for c in trained.classes]
+        plot_pr_curves(pr_curves(probs, targets), trained.classes, out_dir / "pr_curves.png", aps=aps)
         _write_per_class(report, trained.classes, out_dir / "per_class.csv")
     return report
 
@@ -237,9 +242,9 @@ def _write_per_class(report: dict[str, Any], classes: list[str], path: Path) -> 
 def _headline(metrics: dict[str, Any], multi_label: bool) -> str:
     n = metrics["images"]
     if multi_label:
-        return f"{n} images: mAP {metrics['mAP']:.4f}, macro F1 {metrics['f1_macro']:.4f}, loss {metrics['loss']:.4f}"
+        return f"{n} images: mAP {metrics['mAP']:.4f}, macro F1 {metrics['macro']['f1']:.4f}, loss {metrics['loss']:.4f}"
     top5 = f", top-5 {metrics['top5']:.4f}" if "top5" in metrics else ""
-    return f"{n} images: top-1 {metrics['top1']:.4f}{top5}, macro F1 {metrics['f1_macro']:.4f}, loss {metrics['loss']:.4f}"
+    return f"{n} images: top-1 {metrics['top1']:.4f}{top5}, macro F1 {metrics['macro']['f1']:.4f}, loss {metrics['loss']:.4f}"
 
 
 def _jsonable(obj):

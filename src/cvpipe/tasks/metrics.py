@@ -33,7 +33,7 @@ def validation_metrics(
 
         report = multilabel_report(torch.sigmoid(logits), targets, None, threshold=threshold)
         metrics["val/mAP"] = float(report["mAP"])
-        metrics["val/F1"] = float(report["f1_macro"])
+        metrics["val/F1"] = float(report["macro"]["f1"])
     else:
         metrics["val/acc"] = (logits.argmax(1) == targets).float().mean().item()
         k = min(5, logits.shape[1])

@@ -70,7 +70,7 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
     from cvpipe.data.datasets import build_splits
     from cvpipe.data.loaders import build_loader, class_counts
     from cvpipe.data.transforms import build_eval_transform, build_train_transform, make_preprocess, resolve_mean_std
-    from cvpipe.engine.losses import balanced_class_weights, build_loss
+    from cvpipe.engine.losses import build_loss, class_weights_from_config
     from cvpipe.engine.optim import build_optimizer
     from cvpipe.engine.schedules import build_scheduler
     from cvpipe.models import finetune
@@ -136,15 +136,7 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
     hooks = _FinetuneHooks(model, cfg, finetune)
     hooks.freeze_initial()
 
-    class_weights = None
-    if cfg.loss.class_weights == "balanced":
-        class_weights = balanced_class_weights(class_counts(splits.train))
-    elif isinstance(cfg.loss.class_weights, list) and cfg.loss.class_weights:
-        if len(cfg.loss.class_weights) != num_classes:
-            raise ConfigError(f"loss.class_weights has {len(cfg.loss.class_weights)} values for {num_classes} classes")
-        class_weights = torch.tensor(cfg.loss.class_weights, dtype=torch.float32)
-    elif cfg.loss.class_weights:
-        raise ConfigError(f"loss.class_weights={cfg.loss.class_weights!r}: use balanced or a list of numbers")
+    class_weights = class_weights_from_config(cfg.loss, class_counts(splits.train)) if cfg.loss.class_weights else None
     criterion = build_loss(cfg.loss, splits.multi_label, class_weights).to(device)
 
     steps_per_epoch = math.ceil(len(train_loader) / max(1, t.grad_accum))
@@ -188,7 +180,6 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
             "multi_label": bool(splits.multi_label),
         },
         ema_factory=ema_factory,
-        aux_weight=cfg.loss.aux_weight,
         hooks=hooks,
     )
     if resume_ckpt is not None:
