@@ -1,0 +1,423 @@
+"""The one in-memory form of a detection dataset, shared by every file format.
+
+Conventions (tested in ``tests/detection``):
+
+* Boxes are ``float64`` ``xyxy`` in continuous pixel coordinates: the origin is the top-left
+  corner of the top-left pixel and a box covering pixel columns 0..9 is ``x1=0, x2=10`` (no
+  ``+1``). Each format converts on the way in and out: COCO ``[x, y, w, h]``; Pascal VOC's
+  1-based inclusive ``xmin..xmax`` (``x1 = xmin - 1``, ``x2 = xmax``); YOLO's normalised
+  ``cx cy w h`` (needs the image size); the notes' txt pixel ``cx cy w h``.
+* Boxes are kept exactly as read, never clipped or reordered, so the linter can report a
+  box outside its image or with ``x2 < x1``.
+* ``ignore`` marks objects that must be neither rewarded nor punished: Pascal VOC
+  ``difficult``, COCO ``iscrowd`` and boxes below a ``min_size``. Every writer keeps it.
+* Objects are stored column-wise (one array per field, ``N`` objects) so statistics, lint
+  checks and evaluation are array operations, not loops over boxes.
+* Image sizes are the *displayed* size: a JPEG whose EXIF orientation turns it by 90 degrees
+  has its width and height swapped, as :func:`cvpipe.data.image_io.read_image`, OpenCV's
+  ``imread`` and Ultralytics do, so boxes refer to the upright picture.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from cvpipe.errors import DataError
+from cvpipe.ops.boxes import box_convert
+
+PathLike = Union[str, Path]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass(frozen=True)
+class Category:
+    """A class: ``id`` is what COCO files store (any integers), ``name`` what VOC files store."""
+
+    id: int
+    name: str
+    supercategory: str = ""
+
+
+@dataclass
+class ImageInfo:
+    """One image of the dataset.
+
+    ``file_name`` is a POSIX path relative to the image folder of its split (checked by
+    :func:`safe_relpath`); ``width``/``height`` are 0 when unknown; ``path`` is where the
+    file was found (not written out); ``source`` names the annotation file it came from, for
+    messages; ``extra`` keeps format fields cvpipe does not use (COCO ``license``, ``coco_url``,
+    VOC ``depth``...) so a rewrite in the same format loses nothing.
+    """
+
+    file_name: str
+    width: int = 0
+    height: int = 0
+    id: int = 0
+    split: str = ""
+    path: Optional[Path] = None
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A problem found while reading or checking: the file, the object index inside it (when
+    one object is at fault) and what is wrong. ``level`` is ``"error"`` or ``"warning"``."""
+
+    file: str
+    message: str
+    index: Optional[int] = None
+    level: str = "error"
+
+    def __str__(self) -> str:
+        where = self.file if self.index is None else f"{self.file} object {self.index}"
+        return f"{where}: {self.message}"
+
+
+class DetectionDataset:
+    """Images, categories and objects (column-wise arrays over the ``N`` objects).
+
+    Attributes:
+        images: list of :class:`ImageInfo`.
+        categories: list of :class:`Category`, ids unique, in file order.
+        image_index: ``(N,)`` int64, the object's image as an index into ``images``.
+        boxes: ``(N, 4)`` float64 ``xyxy`` continuous pixels, as read (not clipped).
+        category_id: ``(N,)`` int64 category ids (not indices).
+        ignore: ``(N,)`` bool: difficult / crowd / too small.
+        area: ``(N,)`` float64; COCO's stored ``area`` (a mask area for segmented objects),
+            otherwise the box area. COCO evaluation uses it for the area ranges.
+        annotation_id: ``(N,)`` int64 COCO annotation id, ``-1`` where the format has none.
+        object_index: ``(N,)`` int64 position of the object in its annotation file (line,
+            XML object or JSON list index), for messages.
+        object_extra: ``N`` dicts of format fields kept for lossless rewrites (COCO
+            ``segmentation``, VOC ``pose``/``truncated``...).
+        info, licenses: COCO's top-level blocks, kept as read.
+        issues: problems met while reading (one per bad file, line or object).
+        format: the format read (``"coco"``, ``"voc"``, ``"yolo"``, ``"txt"``) or ``""``.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[ImageInfo],
+        categories: Sequence[Category],
+        image_index=None,
+        boxes=None,
+        category_id=None,
+        ignore=None,
+        area=None,
+        annotation_id=None,
+        object_index=None,
+        object_extra: Optional[Sequence[dict]] = None,
+        info: Optional[dict] = None,
+        licenses: Optional[list] = None,
+        issues: Optional[list[Issue]] = None,
+        format: str = "",
+    ):
+        self.images = list(images)
+        self.categories = list(categories)
+        self.boxes = np.zeros((0, 4)) if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        n = len(self.boxes)
+
+        def column(values, dtype, default):
+            return np.full(n, default, dtype=dtype) if values is None else np.asarray(values, dtype=dtype).reshape(n)
+
+        self.image_index = column(image_index, np.int64, 0)
+        self.category_id = column(category_id, np.int64, 0)
+        self.ignore = column(ignore, bool, False)
+        self.area = box_area_np(self.boxes) if area is None else column(area, np.float64, 0.0)
+        self.annotation_id = column(annotation_id, np.int64, -1)
+        self.object_index = column(object_index, np.int64, 0)
+        self.object_extra = [{} for _ in range(n)] if object_extra is None else list(object_extra)
+        if len(self.object_extra) != n:
+            raise ValueError(f"object_extra has {len(self.object_extra)} entries for {n} objects")
+        if n and (self.image_index.min() < 0 or self.image_index.max() >= len(self.images)):
+            raise ValueError("image_index points outside images")
+        self.info = dict(info or {})
+        self.licenses = list(licenses or [])
+        self.issues = list(issues or [])
+        self.format = format
+
+    # ------------------------------------------------------------------ views
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.boxes)
+
+    def __repr__(self) -> str:
+        return (
+            f"DetectionDataset({len(self.images)} images, {self.num_objects} objects "
+            f"({int(self.ignore.sum())} ignored), {len(self.categories)} categories, format={self.format!r})"
+        )
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.categories]
+
+    @property
+    def splits(self) -> list[str]:
+        """Split names in first-seen order (``""`` for images without a split)."""
+        return list(dict.fromkeys(im.split for im in self.images))
+
+    def category_index(self, category_ids=None) -> np.ndarray:
+        """Position of each category id in ``categories`` (``-1`` for ids not in the list).
+
+        ``category_ids`` defaults to the objects' ``category_id``; returns int64 of its shape.
+        """
+        ids = self.category_id if category_ids is None else np.asarray(category_ids, dtype=np.int64)
+        known = np.array([c.id for c in self.categories], dtype=np.int64)
+        if len(known) == 0:
+            return np.full(ids.shape, -1, dtype=np.int64)
+        order = np.argsort(known, kind="stable")
+        pos = np.searchsorted(known[order], ids).clip(0, len(known) - 1)
+        found = known[order][pos] == ids
+        return np.where(found, order[pos], -1)
+
+    def objects_per_image(self) -> np.ndarray:
+        """``(len(images),)`` int64 count of objects (ignored included) in each image."""
+        return np.bincount(self.image_index, minlength=len(self.images)).astype(np.int64)
+
+    def image_path(self, i: int) -> Optional[Path]:
+        return self.images[i].path
+
+    # -------------------------------------------------------------- selection
+    def select_objects(self, keep) -> "DetectionDataset":
+        """A dataset with the same images and only the objects where ``keep`` (bool mask or
+        indices) selects them."""
+        keep = np.asarray(keep)
+        idx = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(np.int64)
+        return DetectionDataset(
+            self.images, self.categories, self.image_index[idx], self.boxes[idx], self.category_id[idx],
+            self.ignore[idx], self.area[idx], self.annotation_id[idx], self.object_index[idx],
+            [self.object_extra[i] for i in idx], self.info, self.licenses, self.issues, self.format,
+        )
+
+    def select_images(self, keep) -> "DetectionDataset":
+        """A dataset with only the selected images (bool mask or indices, order kept) and their
+        objects."""
+        keep = np.asarray(keep)
+        idx = np.flatnonzero(keep) if keep.dtype == bool else keep.astype(np.int64)
+        new_index = np.full(len(self.images), -1, dtype=np.int64)
+        new_index[idx] = np.arange(len(idx))
+        objs = np.flatnonzero(new_index[self.image_index] >= 0)
+        # keep objects grouped in the new image order, file order inside an image
+        objs = objs[np.argsort(new_index[self.image_index[objs]], kind="stable")]
+        sub = self.select_objects(objs)
+        sub.images = [self.images[i] for i in idx]
+        sub.image_index = new_index[self.image_index[objs]]
+        return sub
+
+    def with_categories(self, categories: Sequence[Category], id_map: Optional[dict] = None) -> "DetectionDataset":
+        """Replace the category list; ``id_map`` (old id -> new id) renumbers the objects, and
+        objects whose category is not in the new list are dropped."""
+        ds = self.select_objects(np.arange(self.num_objects))
+        if id_map:
+            ds.category_id = np.array([id_map.get(int(c), int(c)) for c in ds.category_id], dtype=np.int64)
+        ds.categories = list(categories)
+        return ds.select_objects(ds.category_index() >= 0)
+
+    def copy(self) -> "DetectionDataset":
+        ds = self.select_objects(np.arange(self.num_objects))
+        ds.images = [replace(im, extra=dict(im.extra)) for im in self.images]
+        ds.object_extra = [dict(e) for e in ds.object_extra]
+        return ds
+
+
+@dataclass
+class Detections:
+    """Predicted boxes for the images of one ground-truth dataset (``D`` detections).
+
+    ``image_index`` indexes the ground truth's ``images``; ``boxes`` are ``(D, 4)`` float64
+    ``xyxy`` pixels; ``scores`` ``(D,)`` float64; ``category_id`` ``(D,)`` int64 ids of the
+    ground truth's categories. The order is the order read, which decides ties in score.
+    """
+
+    image_index: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    category_id: np.ndarray
+
+    def __post_init__(self):
+        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        n = len(self.boxes)
+        self.image_index = np.asarray(self.image_index, dtype=np.int64).reshape(n)
+        self.scores = np.asarray(self.scores, dtype=np.float64).reshape(n)
+        self.category_id = np.asarray(self.category_id, dtype=np.int64).reshape(n)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+class DatasetBuilder:
+    """Collects images, objects and issues while a reader walks its files, then builds the
+    column arrays in one go."""
+
+    def __init__(self, categories: Iterable[Category] = (), format: str = ""):
+        self.images: list[ImageInfo] = []
+        self.categories: list[Category] = list(categories)
+        self.format = format
+        self.issues: list[Issue] = []
+        self.info: dict = {}
+        self.licenses: list = []
+        self._cols: dict[str, list] = {k: [] for k in ("image", "box", "cat", "ignore", "area", "ann", "index", "extra")}
+
+    def add_image(self, image: ImageInfo) -> int:
+        self.images.append(image)
+        return len(self.images) - 1
+
+    def add_object(self, image: int, box, category_id: int, ignore: bool = False, area: Optional[float] = None,
+                   annotation_id: int = -1, index: int = 0, extra: Optional[dict] = None) -> None:
+        c = self._cols
+        c["image"].append(image)
+        c["box"].append(box)
+        c["cat"].append(category_id)
+        c["ignore"].append(bool(ignore))
+        c["area"].append(np.nan if area is None else area)
+        c["ann"].append(annotation_id)
+        c["index"].append(index)
+        c["extra"].append(extra or {})
+
+    def issue(self, file, message: str, index: Optional[int] = None, level: str = "error") -> None:
+        self.issues.append(Issue(str(file), message, index, level))
+
+    def build(self) -> DetectionDataset:
+        c = self._cols
+        boxes = np.array(c["box"], dtype=np.float64).reshape(-1, 4)
+        area = np.array(c["area"], dtype=np.float64)
+        missing = np.isnan(area)
+        area[missing] = box_area_np(boxes[missing])
+        return DetectionDataset(
+            self.images, self.categories, c["image"], boxes, c["cat"], c["ignore"], area, c["ann"], c["index"],
+            c["extra"], self.info, self.licenses, self.issues, self.format,
+        )
+
+
+# ---------------------------------------------------------------------------- boxes (numpy)
+def convert_boxes(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
+    """:func:`cvpipe.ops.boxes.box_convert` for float64 numpy arrays ``(N, 4)`` -> ``(N, 4)``."""
+    arr = np.ascontiguousarray(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+    return box_convert(torch.from_numpy(arr), in_fmt, out_fmt).numpy()
+
+
+def box_area_np(boxes: np.ndarray) -> np.ndarray:
+    """``(N, 4)`` xyxy -> ``(N,)`` signed area ``(x2 - x1) * (y2 - y1)`` as files store it."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+# ---------------------------------------------------------------------------- numbers in files
+def format_number(value: float, decimals: int = 10) -> str:
+    """Shortest text for a coordinate: ``12`` for integral values, otherwise the value rounded
+    to ``decimals`` places. Any number written with at most ``decimals`` places reads back to
+    the same float, which is what makes conversions round-trip exactly despite the float
+    arithmetic in between (``x + w - x`` need not equal ``w`` bit for bit)."""
+    v = round(float(value), decimals)
+    if v == int(v) and abs(v) < 2**53:
+        return str(int(v))
+    return repr(v)
+
+
+def parse_number(text: str, what: str) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} is not a number: {text!r}") from None
+    if not np.isfinite(v):
+        raise DataError(f"{what} is not finite: {text!r}")
+    return v
+
+
+# ---------------------------------------------------------------------------- paths and images
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def safe_relpath(name: str, what: str = "file name") -> str:
+    """Check a file name taken from an annotation file and return it as a POSIX relative path.
+
+    Refused (:class:`DataError`): empty names, absolute paths (``/x``, ``C:\\x``, ``\\\\host``)
+    and any ``..`` component, so no annotation can make cvpipe read or write outside the
+    dataset folder. Backslashes are read as separators.
+    """
+    text = str(name).strip()
+    if not text:
+        raise DataError(f"{what} is empty")
+    posix = text.replace("\\", "/")
+    if posix.startswith("/") or _DRIVE.match(posix):
+        raise DataError(f"{what} {text!r} is absolute; write it relative to the dataset folder")
+    parts = [p for p in posix.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise DataError(f"{what} {text!r} contains '..'; file names must stay inside the dataset folder")
+    if not parts:
+        raise DataError(f"{what} {text!r} names no file")
+    return str(PurePosixPath(*parts))
+
+
+def _orientation(image) -> int:
+    if image.format == "PNG":
+        return 1  # Pillow would decode a PNG to find a late eXIf chunk; PNGs are stored upright
+    try:
+        return int(image.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a broken EXIF block does not make the pixels unusable
+        return 1
+
+
+def read_image_size(path: PathLike, exif: bool = True) -> tuple[int, int]:
+    """``(width, height)`` of an image from its header, without decoding the pixels.
+
+    With ``exif`` the EXIF orientation is applied (5-8 swap width and height), giving the
+    size of the upright picture; ``exif=False`` gives the stored size. Raises
+    :class:`DataError` naming the file when it is missing or not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:  # lazy: reads the header only
+            width, height = image.size
+            if exif and _orientation(image) in (5, 6, 7, 8):
+                width, height = height, width
+    except FileNotFoundError:
+        raise DataError(f"image {path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"image {path}: cannot be read ({e})") from None
+    return int(width), int(height)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (recursive, any letter case of the extension), sorted."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for dirpath, _, files in os.walk(folder):
+        found.extend(Path(dirpath) / f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(found)
+
+
+def relative_posix(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def fill_image_sizes(ds: DetectionDataset) -> int:
+    """Read the header of every image whose width or height is unknown; returns how many were
+    filled. Images that cannot be read get an issue and keep size 0."""
+    filled = 0
+    for im in ds.images:
+        if im.width > 0 and im.height > 0:
+            continue
+        if im.path is None:
+            ds.issues.append(Issue(im.source or im.file_name, "image size unknown and no image file to read it from"))
+            continue
+        try:
+            im.width, im.height = read_image_size(im.path)
+            filled += 1
+        except DataError as e:
+            ds.issues.append(Issue(im.source or im.file_name, f"image size unknown: {e}"))
+    return filled

@@ -1,0 +1,157 @@
+"""``cvpipe convert``: read a dataset in one format, optionally filter, mark and re-split it,
+and write it in another, keeping boxes, ignore flags, category ids/names and splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from cvpipe.detection.annotations import Category, DetectionDataset, Issue, fill_image_sizes
+from cvpipe.detection.formats import detect_format, read_dataset, write_dataset
+from cvpipe.errors import DataError
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert` did. ``issues`` are the reader's and writer's problems, one per
+    file, line or object; ``files_with_errors`` counts the distinct files among them."""
+
+    source: Path
+    destination: Path
+    src_format: str
+    dst_format: str
+    images: int
+    objects: int
+    ignored: int
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == "error"]
+
+    @property
+    def files_with_errors(self) -> int:
+        return len({i.file for i in self.errors})
+
+    def summary(self) -> str:
+        text = (f"converted {self.source} ({self.src_format}) -> {self.destination} ({self.dst_format}): "
+                f"{self.images} images, {self.objects} objects ({self.ignored} ignored)")
+        if self.errors:
+            text += f"; {len(self.errors)} problems in {self.files_with_errors} files (listed above), the rest converted"
+        return text
+
+
+def mark_small_boxes(ds: DetectionDataset, min_size: float) -> int:
+    """Set ``ignore`` on boxes whose width or height is below ``min_size`` pixels (the notes'
+    rule for the custom format). Returns how many objects became ignored."""
+    if min_size <= 0 or ds.num_objects == 0:
+        return 0
+    w = ds.boxes[:, 2] - ds.boxes[:, 0]
+    h = ds.boxes[:, 3] - ds.boxes[:, 1]
+    small = ((w < min_size) | (h < min_size)) & ~ds.ignore
+    ds.ignore = ds.ignore | small
+    return int(small.sum())
+
+
+def filter_classes(ds: DetectionDataset, include: Optional[Sequence[str]] = None,
+                   exclude: Optional[Sequence[str]] = None) -> DetectionDataset:
+    """Keep only the categories named in ``include`` (all when None) minus ``exclude``; objects
+    of dropped categories are removed, images are kept (they become negatives)."""
+    names = set(ds.class_names)
+    for name in list(include or []) + list(exclude or []):
+        if name not in names:
+            raise DataError(f"class {name!r} is not in the dataset; classes: {', '.join(ds.class_names)}")
+    keep = [c for c in ds.categories if (include is None or c.name in include) and c.name not in (exclude or ())]
+    return ds.with_categories(keep)
+
+
+def remap_categories(ds: DetectionDataset, category_map: Mapping[str, int]) -> DetectionDataset:
+    """Give categories explicit ids (``{name: id}``); names not in the map keep their id.
+    The category list is then ordered by id (COCO order, YOLO class index)."""
+    unknown = set(category_map) - set(ds.class_names)
+    if unknown:
+        raise DataError(f"category map names unknown classes: {', '.join(sorted(unknown))}")
+    cats = [Category(int(category_map.get(c.name, c.id)), c.name, c.supercategory) for c in ds.categories]
+    ids = [c.id for c in cats]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"category map gives id {dup} to several classes")
+    id_map = {old.id: new.id for old, new in zip(ds.categories, cats)}
+    return ds.with_categories(sorted(cats, key=lambda c: c.id), id_map)
+
+
+def assign_splits(ds: DetectionDataset, val_fraction: float, seed: int = 0) -> None:
+    """Re-split the images at random (seeded): ``round(val_fraction * n)`` go to ``val``, the
+    rest to ``train``."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val fraction {val_fraction} must be in [0, 1)")
+    order = np.random.default_rng(seed).permutation(len(ds.images))
+    n_val = int(round(val_fraction * len(ds.images)))
+    val = set(order[:n_val].tolist())
+    for i, im in enumerate(ds.images):
+        im.split = "val" if i in val else "train"
+
+
+def _nonempty(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def convert(
+    src,
+    dst,
+    src_format: Optional[str] = None,
+    dst_format: str = "coco",
+    *,
+    classes=None,
+    include: Optional[Sequence[str]] = None,
+    exclude: Optional[Sequence[str]] = None,
+    category_map: Optional[Mapping[str, int]] = None,
+    min_size: float = 0.0,
+    val_fraction: Optional[float] = None,
+    seed: int = 0,
+    images: str = "copy",
+    image_root=None,
+    overwrite: bool = False,
+) -> ConversionReport:
+    """Convert a detection dataset between COCO, VOC, YOLO and the txt format.
+
+    Args:
+        src: source dataset folder (or COCO JSON / YOLO YAML).
+        dst: destination folder; must be empty or absent unless ``overwrite``.
+        src_format: detected when None. dst_format: ``coco | voc | yolo | txt``.
+        classes: ordered class names for formats that store none or indices only.
+        include, exclude: class names to keep / drop (objects of dropped classes removed).
+        category_map: ``{name: id}`` explicit category ids for the output.
+        min_size: boxes narrower or lower than this (pixels) become ignored.
+        val_fraction: re-split the images into train/val at random with ``seed``; None keeps
+            the source's splits.
+        images: ``copy``, ``hardlink`` or ``none`` (annotations only).
+        image_root: where the source images are, if not in the format's usual place.
+
+    Returns:
+        A :class:`ConversionReport`; files the reader could not use are listed in its issues
+        and skipped, everything else is converted.
+    """
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise DataError(f"{dst}: the destination is the source; write to another folder")
+    if _nonempty(dst) and not overwrite:
+        raise DataError(f"{dst}: folder is not empty; choose an empty one or pass --overwrite")
+    src_format = src_format or detect_format(src)
+    ds = read_dataset(src, src_format, classes=classes, image_root=image_root)
+    if category_map:
+        ds = remap_categories(ds, category_map)
+    if include or exclude:
+        ds = filter_classes(ds, include, exclude)
+    mark_small_boxes(ds, min_size)
+    if val_fraction is not None:
+        assign_splits(ds, val_fraction, seed)
+    if dst_format in ("coco", "voc", "yolo"):  # these store (or need) the image size
+        fill_image_sizes(ds)
+    issues = list(ds.issues)
+    issues += write_dataset(ds, dst, dst_format, images=images)
+    return ConversionReport(src, dst, src_format, dst_format, len(ds.images), ds.num_objects,
+                            int(ds.ignore.sum()), issues)

@@ -1,0 +1,136 @@
+"""Detection evaluation: the COCO protocol (12 numbers, pycocotools-identical) and the Pascal VOC
+protocol (per-class AP, 11-point or all-point, IoU 0.5), from paths or in-memory data."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from cvpipe.detection.annotations import DetectionDataset, Detections
+from cvpipe.detection.evaluation.coco import (
+    AREA_RANGES,
+    IOU_THRESHOLDS,
+    MAX_DETS,
+    STAT_NAMES,
+    CocoEvaluation,
+    coco_pair_iou,
+)
+from cvpipe.detection.evaluation.coco import evaluate_arrays as _coco_arrays
+from cvpipe.detection.evaluation.predictions import PREDICTION_FORMATS, read_predictions
+from cvpipe.detection.evaluation.voc import VocEvaluation, match_class, voc_ap
+from cvpipe.detection.evaluation.voc import evaluate_arrays as _voc_arrays
+from cvpipe.detection.formats import read_dataset
+from cvpipe.errors import DataError
+
+PROTOCOLS = ("coco", "voc07", "voc")
+
+
+def load_for_evaluation(gt, predictions, gt_format=None, pred_format=None, split=None, classes=None):
+    """Ground truth (optionally one split) and the predictions for its images."""
+    ds = gt if isinstance(gt, DetectionDataset) else read_dataset(gt, gt_format, classes=classes)
+    if split is not None:
+        keep = np.array([im.split == split for im in ds.images], dtype=bool)
+        if not keep.any():
+            raise DataError(f"{gt}: no images in split {split!r}; splits: {', '.join(s or '(none)' for s in ds.splits)}")
+        ds = ds.select_images(keep)
+    if not ds.images:
+        raise DataError(f"{gt}: the ground truth has no images")
+    dets = predictions if isinstance(predictions, Detections) else read_predictions(predictions, ds, pred_format)
+    return ds, dets
+
+
+def evaluate_coco(
+    gt: Union[str, Path, DetectionDataset],
+    predictions: Union[str, Path, Detections],
+    *,
+    gt_format: Optional[str] = None,
+    pred_format: Optional[str] = None,
+    split: Optional[str] = None,
+    classes=None,
+    iou_thresholds: Sequence[float] = IOU_THRESHOLDS,
+    max_dets: Sequence[int] = MAX_DETS,
+    area_ranges: Optional[dict] = None,
+    out_dir=None,
+) -> CocoEvaluation:
+    """COCO evaluation (AP@[.5:.95], AP50, AP75, AP S/M/L, AR@1/10/100, AR S/M/L).
+
+    Args:
+        gt: ground-truth dataset (any format cvpipe reads) or a :class:`DetectionDataset`.
+        predictions: COCO results JSON, YOLO txt folder or VOC per-class folder, or
+            :class:`Detections`.
+        gt_format, pred_format: detected when None. split: evaluate one split of ``gt``.
+        classes: class list for ground-truth formats that store indices only.
+        iou_thresholds, max_dets, area_ranges: pycocotools' defaults.
+        out_dir: also write ``summary.json``, ``per_class.csv`` and ``pr_curves.png`` there.
+
+    Returns:
+        :class:`CocoEvaluation` (``.stats`` in pycocotools' order, ``.summary()``).
+    """
+    ds, dets = load_for_evaluation(gt, predictions, gt_format, pred_format, split, classes)
+    result = _coco_arrays(ds, dets, iou_thresholds, max_dets, area_ranges)
+    if out_dir is not None:
+        from cvpipe.detection.plots import plot_coco_pr_curves
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps({"protocol": "coco", **result.as_dict()}, indent=2))
+        _write_csv(out / "per_class.csv", result.per_class())
+        plot_coco_pr_curves(result, out / "pr_curves.png")
+    return result
+
+
+def evaluate_voc(
+    gt: Union[str, Path, DetectionDataset],
+    predictions: Union[str, Path, Detections],
+    *,
+    metric: str = "all-point",
+    iou_threshold: float = 0.5,
+    gt_format: Optional[str] = None,
+    pred_format: Optional[str] = None,
+    split: Optional[str] = None,
+    classes=None,
+    out_dir=None,
+) -> VocEvaluation:
+    """Pascal VOC evaluation: per-class AP at ``iou_threshold`` and mAP; difficult (ignored)
+    objects neither count nor punish. ``metric``: ``"all-point"`` (VOC 2010+) or
+    ``"11-point"`` (VOC 2007). Other arguments as :func:`evaluate_coco`."""
+    if metric not in ("all-point", "11-point"):
+        raise DataError(f"unknown VOC metric {metric!r}; expected all-point or 11-point")
+    ds, dets = load_for_evaluation(gt, predictions, gt_format, pred_format, split, classes)
+    result = _voc_arrays(ds, dets, metric, iou_threshold)
+    if out_dir is not None:
+        from cvpipe.detection.plots import plot_voc_pr_curves
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(
+            {"protocol": "voc07" if metric == "11-point" else "voc", "metric": metric,
+             "mAP": _json_float(result.mean_ap), "AP": {k: _json_float(v) for k, v in result.ap.items()}}, indent=2))
+        _write_csv(out / "per_class.csv", [{"name": c.name, "gt": result.num_gt[c.name], "dets": result.num_dets[c.name],
+                                            "AP": result.ap[c.name]} for c in result.categories])
+        plot_voc_pr_curves(result, out / "pr_curves.png")
+    return result
+
+
+def _json_float(v: float):
+    return None if not np.isfinite(v) else float(v)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        if not rows:
+            return
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+__all__ = [
+    "AREA_RANGES", "IOU_THRESHOLDS", "MAX_DETS", "PREDICTION_FORMATS", "PROTOCOLS", "STAT_NAMES",
+    "CocoEvaluation", "VocEvaluation", "coco_pair_iou", "evaluate_coco", "evaluate_voc", "load_for_evaluation",
+    "match_class", "read_predictions", "voc_ap",
+]

@@ -1,0 +1,182 @@
+"""Reading predictions for evaluation, in the three forms detectors write.
+
+* ``coco``: a COCO results JSON, a list of ``{"image_id", "category_id", "bbox": [x, y, w, h],
+  "score"}`` (ids are the ground truth's).
+* ``yolo``: a folder of ``<image stem>.txt`` files with ``cls cx cy w h conf`` lines
+  (Ultralytics ``save_txt`` + ``save_conf``), normalised, ``cls`` indexing the ground truth's
+  category list.
+* ``voc``: a folder of per-class files (``comp4_det_test_<class>.txt`` or ``<class>.txt``)
+  with ``<image stem> <score> <xmin> <ymin> <xmax> <ymax>`` lines, 1-based inclusive pixels.
+
+Predictions for an image that is not in the ground truth are an error (as in pycocotools):
+evaluating against the wrong split must not go unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from typing import Optional
+
+import numpy as np
+
+from cvpipe.detection.annotations import DetectionDataset, Detections, convert_boxes
+from cvpipe.errors import DataError
+
+PREDICTION_FORMATS = ("coco", "yolo", "voc")
+
+
+def _image_keys(gt: DetectionDataset) -> tuple[dict, dict]:
+    """Maps from a file's path-without-suffix and from its bare stem to the image index."""
+    full, bare = {}, {}
+    for i, im in enumerate(gt.images):
+        stem_path = PurePosixPath(im.file_name).with_suffix("").as_posix()
+        full.setdefault(stem_path, i)
+        bare.setdefault(PurePosixPath(im.file_name).stem, []).append(i)
+    return full, bare
+
+
+def _lookup(key: str, full: dict, bare: dict, where: str) -> Optional[int]:
+    if key in full:
+        return full[key]
+    hits = bare.get(PurePosixPath(key).name, [])
+    if len(hits) > 1:
+        raise DataError(f"{where}: image name {key!r} matches several ground-truth images; keep sub-folders in the names")
+    return hits[0] if hits else None
+
+
+def _unknown(path, names: list) -> DataError:
+    return DataError(f"{path}: predictions for {len(names)} images that are not in the ground truth "
+                     f"(first: {names[0]!r}); evaluate against the split they were made on")
+
+
+def read_coco_results(path, gt: DetectionDataset) -> Detections:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        data = data["annotations"]  # a COCO-style file with scores
+    if not isinstance(data, list):
+        raise DataError(f"{path}: a COCO results file is a list of {{image_id, category_id, bbox, score}}")
+    ids = [im.id for im in gt.images]
+    if len(set(ids)) != len(ids):
+        raise DataError("the ground truth has repeated image ids (several splits?); evaluate one split")
+    index_of = {im.id: i for i, im in enumerate(gt.images)}
+    try:
+        image_ids = [r["image_id"] for r in data]
+        cats = np.array([r["category_id"] for r in data], dtype=np.int64)
+        boxes = np.array([r["bbox"] for r in data], dtype=np.float64).reshape(-1, 4)
+        scores = np.array([r["score"] for r in data], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: every result needs image_id, category_id, bbox [x, y, w, h] and score ({e})") from None
+    if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+        raise DataError(f"{path}: non-finite bbox or score values")
+    unknown = [i for i in dict.fromkeys(image_ids) if i not in index_of]
+    if unknown:
+        raise _unknown(path, unknown)
+    image_index = np.array([index_of[i] for i in image_ids], dtype=np.int64)
+    return Detections(image_index, convert_boxes(boxes, "xywh", "xyxy"), scores, cats)
+
+
+def _read_rows(path: Path, columns: int, first_is_text: bool) -> tuple[list[str], np.ndarray]:
+    heads, rows = [], []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != columns:
+            raise DataError(f"{path} line {n}: expected {columns} values, got {len(parts)}")
+        try:
+            values = [float(p) for p in parts[1:]]
+            head = parts[0] if first_is_text else float(parts[0])
+        except ValueError:
+            raise DataError(f"{path} line {n}: not numbers: {line.strip()!r}") from None
+        heads.append(head)
+        rows.append(values)
+    return heads, np.array(rows, dtype=np.float64).reshape(-1, columns - 1)
+
+
+def read_yolo_predictions(folder, gt: DetectionDataset) -> Detections:
+    folder = Path(folder)
+    full, bare = _image_keys(gt)
+    ids = np.array([c.id for c in gt.categories], dtype=np.int64)
+    parts, unknown = [], []
+    for p in sorted(folder.rglob("*.txt")):
+        key = p.relative_to(folder).with_suffix("").as_posix()
+        i = _lookup(key, full, bare, str(p))
+        if i is None:
+            unknown.append(key)
+            continue
+        heads, rows = _read_rows(p, 6, first_is_text=False)
+        cls = np.array(heads, dtype=np.float64)
+        if len(cls) and (np.any(cls != np.round(cls)) or cls.min() < 0 or cls.max() >= len(ids)):
+            raise DataError(f"{p}: class index outside 0..{len(ids) - 1}")
+        im = gt.images[i]
+        if im.width <= 0 or im.height <= 0:
+            raise DataError(f"{im.file_name}: image size unknown, needed for normalised YOLO predictions")
+        wh = np.array([im.width, im.height, im.width, im.height], dtype=np.float64)
+        boxes = convert_boxes(rows[:, :4] * wh, "cxcywh", "xyxy")
+        parts.append((np.full(len(rows), i), boxes, rows[:, 4], ids[cls.astype(np.int64)]))
+    if unknown:
+        raise _unknown(folder, unknown)
+    return _concat(parts)
+
+
+def _class_of_file(stem: str, names: list[str]) -> Optional[str]:
+    matches = [n for n in names if stem == n or stem.endswith("_" + n)]
+    return max(matches, key=len) if matches else None
+
+
+def read_voc_predictions(folder, gt: DetectionDataset) -> Detections:
+    folder = Path(folder)
+    full, bare = _image_keys(gt)
+    by_name = {c.name: c.id for c in gt.categories}
+    parts, unknown = [], []
+    for p in sorted(folder.glob("*.txt")):
+        name = _class_of_file(p.stem, list(by_name))
+        if name is None:
+            raise DataError(f"{p}: the file name names no ground-truth class (expected <prefix>_<class>.txt)")
+        heads, rows = _read_rows(p, 6, first_is_text=True)
+        index = []
+        for h in heads:
+            i = _lookup(h, full, bare, str(p))
+            if i is None:
+                unknown.append(h)
+            index.append(-1 if i is None else i)
+        xyxy = rows[:, 1:5] - np.array([1.0, 1.0, 0.0, 0.0])  # 1-based inclusive -> continuous
+        parts.append((np.array(index, dtype=np.int64), xyxy, rows[:, 0], np.full(len(rows), by_name[name])))
+    if unknown:
+        raise _unknown(folder, list(dict.fromkeys(unknown)))
+    return _concat(parts)
+
+
+def _concat(parts) -> Detections:
+    if not parts:
+        return Detections(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
+    return Detections(*(np.concatenate([p[k] for p in parts]) for k in range(4)))
+
+
+def detect_prediction_format(path, gt: DetectionDataset) -> str:
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() == ".json":
+            return "coco"
+        raise DataError(f"{path}: predictions are a COCO results .json or a folder of .txt files")
+    if not path.is_dir():
+        raise DataError(f"{path}: no such file or folder")
+    stems = [p.stem for p in path.glob("*.txt")]
+    names = gt.class_names
+    if stems and all(_class_of_file(s, names) for s in stems):
+        return "voc"
+    return "yolo"
+
+
+def read_predictions(path, gt: DetectionDataset, fmt: Optional[str] = None) -> Detections:
+    """Read predictions for the images of ``gt``; ``fmt`` is detected when None."""
+    fmt = fmt or detect_prediction_format(path, gt)
+    if fmt not in PREDICTION_FORMATS:
+        raise DataError(f"unknown prediction format {fmt!r}; expected one of {', '.join(PREDICTION_FORMATS)}")
+    reader = {"coco": read_coco_results, "yolo": read_yolo_predictions, "voc": read_voc_predictions}[fmt]
+    return reader(path, gt)

@@ -1,0 +1,43 @@
+"""Class-list files shared by the formats that store class names outside the labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+from cvpipe.detection.annotations import Category
+
+
+def read_class_file(path: Path) -> Optional[list[Category]]:
+    """Categories from a class file, or None if absent.
+
+    One class per line, blank lines and ``#`` comments skipped: ``name`` (id = line number
+    among classes, from 1) or ``id name`` (an explicit id, as :func:`write_class_file`
+    writes when the ids are not 1..K; the name may contain spaces: ``10 traffic light``).
+    """
+    if not path.is_file():
+        return None
+    cats = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        head, _, rest = line.partition(" ")
+        if head.lstrip("-").isdigit() and rest.strip():
+            cats.append(Category(int(head), rest.strip()))
+        else:
+            cats.append(Category(len(cats) + 1, line))
+    return cats
+
+
+def write_class_file(path: Path, categories: Sequence[Category]) -> None:
+    """Names one per line; ``id name`` lines when the ids are not simply 1..K in order."""
+    plain = [c.id for c in categories] == list(range(1, len(categories) + 1))
+    path.write_text("".join(f"{c.name}\n" if plain else f"{c.id} {c.name}\n" for c in categories), encoding="utf-8")
+
+
+def as_categories(classes) -> Optional[list[Category]]:
+    """A class list given as names (ids 1..K) or as :class:`Category` objects."""
+    if not classes:
+        return None
+    return [c if isinstance(c, Category) else Category(i + 1, str(c)) for i, c in enumerate(classes)]

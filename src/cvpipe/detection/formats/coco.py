@@ -1,0 +1,235 @@
+"""COCO JSON: ``images``, ``annotations`` (``bbox`` = top-left x, y, width, height), ``categories``
+with any integer ids, and the ``info``/``licenses`` blocks.
+
+Layout written (and found when reading a folder)::
+
+    DST/annotations/instances_<split>.json   DST/images/<split>/<file_name>
+    DST/annotations/instances.json           DST/images/<file_name>          (no splits)
+
+A single JSON file can also be read; its images are looked for in ``image_root`` or, in
+order, ``<root>/images/<split>``, ``<root>/<split>``, ``<root>/images`` and the JSON's folder
+(``<root>`` is the folder holding ``annotations/``).
+
+``iscrowd`` is the ignore flag both ways (as pycocotools reads it; an ``ignore`` key is kept
+as an extra field but, as in pycocotools, does not mark the object). Unknown keys on images
+and annotations (``segmentation``, ``license``, ...) are kept and written back.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from cvpipe.detection.annotations import (
+    Category,
+    DatasetBuilder,
+    DetectionDataset,
+    ImageInfo,
+    Issue,
+    convert_boxes,
+    format_number,
+    safe_relpath,
+)
+from cvpipe.errors import DataError
+
+_IMAGE_KEYS = {"id", "file_name", "width", "height"}
+_ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd"}
+
+
+def split_of(json_path: Path) -> str:
+    """``instances_val2017.json`` -> ``val2017``; ``instances.json`` or another name -> ``""``."""
+    stem = json_path.stem
+    return stem[len("instances_"):] if stem.startswith("instances_") else ""
+
+
+def find_annotation_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    folder = path / "annotations" if (path / "annotations").is_dir() else path
+    files = sorted(folder.glob("instances*.json")) or sorted(folder.glob("*.json"))
+    if not files:
+        raise DataError(f"{path}: no COCO JSON found (expected annotations/instances_<split>.json)")
+    return files
+
+
+def _image_folder(json_path: Path, split: str, image_root: Optional[Path]) -> Path:
+    if image_root is not None:
+        return Path(image_root)
+    root = json_path.parent.parent if json_path.parent.name == "annotations" else json_path.parent
+    candidates = [root / "images" / split, root / split] if split else []
+    candidates += [root / "images", json_path.parent]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise DataError(f"{what} is not a finite number: {value!r}")
+    return float(value)
+
+
+def read_coco(path, image_root=None, classes=None) -> DetectionDataset:
+    """Read a COCO JSON file, or every ``instances*.json`` of a COCO folder (one split each).
+
+    A file that is not valid JSON or lacks ``images``/``annotations``/``categories`` is
+    skipped with one issue; a bad image or annotation entry is skipped with one issue naming
+    its position. ``classes`` is ignored (COCO files carry their categories).
+    """
+    path = Path(path)
+    b = DatasetBuilder(format="coco")
+    cat_by_id: dict[int, Category] = {}
+    for json_path in find_annotation_files(path):
+        _read_file(json_path, b, cat_by_id, image_root)
+    b.categories = list(cat_by_id.values())
+    return b.build()
+
+
+def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) -> None:
+    name = str(json_path)
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        b.issue(name, f"not valid JSON ({e}); file skipped")
+        return
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
+        b.issue(name, "not a COCO annotation file (needs lists 'images', 'annotations', 'categories'); file skipped")
+        return
+    split = split_of(json_path)
+    folder = _image_folder(json_path, split, image_root)
+    b.info = b.info or dict(data.get("info") or {})
+    b.licenses = b.licenses or list(data.get("licenses") or [])
+
+    for i, c in enumerate(data["categories"]):
+        try:
+            cid, cname = int(c["id"]), str(c["name"])
+        except (KeyError, TypeError, ValueError):
+            b.issue(name, f"categories[{i}] needs an integer 'id' and a 'name'; skipped")
+            continue
+        known = cat_by_id.get(cid)
+        if known is not None and known.name != cname:
+            b.issue(name, f"category id {cid} is {cname!r} here but {known.name!r} elsewhere (duplicate id)")
+            continue
+        cat_by_id.setdefault(cid, Category(cid, cname, str(c.get("supercategory", ""))))
+    names = [c.name for c in cat_by_id.values()]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        b.issue(name, f"category name {dup!r} is used by several ids", level="warning")
+
+    image_by_id: dict[int, int] = {}
+    for i, im in enumerate(data["images"]):
+        try:
+            if not isinstance(im, dict):
+                raise DataError("not an object")
+            iid = im["id"]
+            if isinstance(iid, bool) or not isinstance(iid, int):
+                raise DataError(f"id {iid!r} is not an integer")
+            file_name = safe_relpath(im["file_name"])
+            width, height = int(im.get("width") or 0), int(im.get("height") or 0)
+        except KeyError as e:
+            b.issue(name, f"images[{i}] has no {e}; skipped")
+            continue
+        except (DataError, TypeError, ValueError) as e:
+            b.issue(name, f"images[{i}]: {e}; skipped")
+            continue
+        if iid in image_by_id:
+            b.issue(name, f"images[{i}]: duplicate image id {iid}; skipped")
+            continue
+        extra = {k: v for k, v in im.items() if k not in _IMAGE_KEYS}
+        image_by_id[iid] = b.add_image(ImageInfo(file_name, width, height, iid, split, folder / file_name, name, extra))
+
+    seen_ann: set = set()
+    for i, a in enumerate(data["annotations"]):
+        try:
+            if not isinstance(a, dict):
+                raise DataError("not an object")
+            if a.get("image_id") not in image_by_id:
+                raise DataError(f"image_id {a.get('image_id')!r} is not in 'images' (annotation without image)")
+            cid = a.get("category_id")
+            if cid not in cat_by_id:
+                raise DataError(f"category_id {cid!r} is not in 'categories' (label outside the class list)")
+            bbox = a.get("bbox")
+            if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+                raise DataError(f"bbox {bbox!r} is not [x, y, width, height]")
+            xywh = [_number(v, "bbox value") for v in bbox]
+            area = _number(a["area"], "area") if "area" in a else None
+            ann_id = a.get("id", -1)
+            if isinstance(ann_id, bool) or not isinstance(ann_id, int):
+                raise DataError(f"id {ann_id!r} is not an integer")
+        except DataError as e:
+            b.issue(name, f"annotations[{i}]: {e}; skipped", index=None)
+            continue
+        if ann_id in seen_ann and ann_id != -1:
+            b.issue(name, f"annotations[{i}]: duplicate annotation id {ann_id}")
+        seen_ann.add(ann_id)
+        extra = {k: v for k, v in a.items() if k not in _ANN_KEYS}
+        box = convert_boxes(xywh, "xywh", "xyxy")[0]
+        b.add_object(image_by_id[a["image_id"]], box, cid, bool(a.get("iscrowd", 0)), area, ann_id, i, extra)
+
+
+def _coco_json(ds: DetectionDataset, image_ids: np.ndarray, ann_ids: np.ndarray, images: list[int]) -> dict:
+    order = {im: k for k, im in enumerate(images)}
+    objs = np.flatnonzero(np.isin(ds.image_index, images))
+    objs = objs[np.argsort([order[i] for i in ds.image_index[objs]], kind="stable")] if len(objs) else objs
+    xywh = convert_boxes(ds.boxes[objs], "xyxy", "xywh")
+    out_images = []
+    for i in images:
+        im = ds.images[i]
+        out_images.append({"id": int(image_ids[i]), "file_name": im.file_name, "width": int(im.width),
+                           "height": int(im.height), **im.extra})
+    annotations = []
+    for row, j in enumerate(objs):
+        annotations.append({
+            "id": int(ann_ids[j]),
+            "image_id": int(image_ids[ds.image_index[j]]),
+            "category_id": int(ds.category_id[j]),
+            "bbox": [_json_number(v) for v in xywh[row]],
+            "area": _json_number(ds.area[j]),
+            "iscrowd": int(ds.ignore[j]),
+            **ds.object_extra[j],
+        })
+    categories = [{"id": c.id, "name": c.name, "supercategory": c.supercategory} for c in ds.categories]
+    info = ds.info or {"description": "written by cvpipe", "version": "1.0"}
+    return {"info": info, "licenses": ds.licenses, "images": out_images, "annotations": annotations,
+            "categories": categories}
+
+
+def _json_number(v: float):
+    text = format_number(v)
+    return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+def _unique_or_renumbered(ids: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Keep stored ids when all are present and unique, else number 1..N (COCO ids start at 1)."""
+    if len(ids) and valid.all() and len(np.unique(ids)) == len(ids):
+        return ids
+    return np.arange(1, len(ids) + 1, dtype=np.int64)
+
+
+def write_coco(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
+    """Write one ``annotations/instances[_<split>].json`` per split and place the images.
+
+    ``copy_image(info, target_path)`` copies/links one image (see :mod:`..formats`).
+    Image sizes must be known (0 is written as is otherwise; the linter flags it).
+    """
+    dst = Path(dst)
+    issues: list[Issue] = []
+    (dst / "annotations").mkdir(parents=True, exist_ok=True)
+    image_ids = np.array([im.id for im in ds.images], dtype=np.int64)
+    ann_ids = _unique_or_renumbered(ds.annotation_id, ds.annotation_id >= 0)
+    for split in ds.splits:
+        members = [i for i, im in enumerate(ds.images) if im.split == split]
+        ids = image_ids[members]
+        if len(np.unique(ids)) != len(ids):  # ids collide inside this split: renumber it
+            image_ids[members] = np.arange(1, len(members) + 1)
+        json_name = f"instances_{split}.json" if split else "instances.json"
+        folder = dst / "images" / split if split else dst / "images"
+        names = [ds.images[i].file_name for i in members]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise DataError(f"split {split or '(none)'}: file name {dup!r} is used by several images")
+        for i in members:
+            issues.extend(copy_image(ds.images[i], folder / ds.images[i].file_name))
+        data = _coco_json(ds, image_ids, ann_ids, members)
+        (dst / "annotations" / json_name).write_text(json.dumps(data), encoding="utf-8")
+    return issues

@@ -1,0 +1,112 @@
+"""What YOLO and the notes' txt format share: one text file per image, one object per line
+``cls a b c d`` with a 0-based class index, and a sidecar file for ignored objects.
+
+Neither format has a ``difficult``/``crowd`` flag, and training tools read every line of a
+label file as a positive, so ignored objects are written to a parallel file under
+``<labels folder>_ignore/`` (e.g. ``labels_ignore/train/x.txt``); the label file itself holds
+only the regular objects, as the notes' VOC -> YOLO converter does when it drops difficult
+boxes. cvpipe reads both back, so the flag survives every conversion.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import numpy as np
+
+from cvpipe.detection.annotations import (
+    Category,
+    DatasetBuilder,
+    DetectionDataset,
+    Issue,
+    format_number,
+)
+
+
+def parse_label_file(path: Path, rel: str, b: DatasetBuilder, columns: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read ``cls v1 .. v{columns-1}`` lines.
+
+    Returns ``(line_numbers (n,), class_index (n,), values (n, columns - 1))``. A line with the
+    wrong number of values, a non-integer class or a non-finite number is skipped with one
+    issue naming its line (1-based). An unreadable file gives one issue and nothing.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        b.issue(rel, f"cannot be read ({e}); file skipped")
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, columns - 1))
+    lines, classes, values = [], [], []
+    for n, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != columns:
+            b.issue(rel, f"line {n}: expected {columns} values (class and {columns - 1} numbers), got {len(parts)}; skipped")
+            continue
+        try:
+            cls_value = float(parts[0])
+            nums = [float(p) for p in parts[1:]]
+        except ValueError:
+            b.issue(rel, f"line {n}: not numbers: {line.strip()!r}; skipped")
+            continue
+        if not np.isfinite(cls_value) or cls_value != int(cls_value):
+            b.issue(rel, f"line {n}: class {parts[0]!r} is not an integer index; skipped")
+            continue
+        if not all(np.isfinite(nums)):
+            b.issue(rel, f"line {n}: non-finite value; skipped")
+            continue
+        lines.append(n)
+        classes.append(int(cls_value))
+        values.append(nums)
+    return (np.array(lines, np.int64), np.array(classes, np.int64),
+            np.array(values, np.float64).reshape(-1, columns - 1))
+
+
+def add_label_objects(b: DatasetBuilder, image: int, rel: str, lines, classes, boxes, ignore: bool) -> None:
+    """Add parsed objects, mapping class indices to ``b.categories`` (out of range -> issue)."""
+    for n, c, box in zip(lines, classes, boxes):
+        if not 0 <= c < len(b.categories):
+            b.issue(rel, f"line {n}: class index {c} is outside the class list (0..{len(b.categories) - 1}); skipped")
+            continue
+        b.add_object(image, box, b.categories[c].id, ignore, None, -1, int(n))
+
+
+def ignore_path(label_path: Path, labels_dir_name: str) -> Path:
+    """The sidecar for ignored objects: the ``labels_dir_name`` component becomes
+    ``<labels_dir_name>_ignore`` (the last such component, as label paths are derived)."""
+    parts = list(label_path.parts)
+    for k in range(len(parts) - 1, -1, -1):
+        if parts[k] == labels_dir_name:
+            parts[k] = f"{labels_dir_name}_ignore"
+            return Path(*parts)
+    return label_path.with_name(label_path.stem + ".ignore.txt")
+
+
+def default_categories(count: int) -> list[Category]:
+    """Names ``"0".."K-1"`` (ids 1..K) when a dataset comes with no class names."""
+    return [Category(i + 1, str(i)) for i in range(count)]
+
+
+def write_label_files(ds: DetectionDataset, i: int, objs: np.ndarray, rows: np.ndarray, label_path: Path,
+                      labels_dir_name: str, decimals: int) -> list[Issue]:
+    """Write image ``i``'s objects ``objs`` (values ``rows`` ``(n, 4)``) as ``cls v v v v`` lines:
+    regular ones to ``label_path``, ignored ones to the sidecar. The label file is written even
+    when empty (an image without objects is then explicit)."""
+    index_of = {c.id: k for k, c in enumerate(ds.categories)}
+    regular, ignored = [], []
+    for j, row in zip(objs, rows):
+        line = " ".join([str(index_of[int(ds.category_id[j])])] + [format_number(v, decimals) for v in row])
+        (ignored if ds.ignore[j] else regular).append(line + "\n")
+    label_path.parent.mkdir(parents=True, exist_ok=True)
+    label_path.write_text("".join(regular), encoding="utf-8")
+    if ignored:
+        side = ignore_path(label_path, labels_dir_name)
+        side.parent.mkdir(parents=True, exist_ok=True)
+        side.write_text("".join(ignored), encoding="utf-8")
+    return []
+
+
+def objects_by_image(ds: DetectionDataset) -> list[np.ndarray]:
+    """Object indices of each image, file order kept."""
+    order = np.argsort(ds.image_index, kind="stable")
+    starts = np.searchsorted(ds.image_index[order], np.arange(len(ds.images) + 1))
+    return [order[starts[i]:starts[i + 1]] for i in range(len(ds.images))]

@@ -1,0 +1,239 @@
+"""Pascal VOC: ``Annotations/<name>.xml``, ``JPEGImages/<file>``, ``ImageSets/Main/<split>.txt``.
+
+Each XML holds ``filename``, ``size`` (width, height, depth) and ``object`` entries with
+``name``, ``pose``, ``truncated``, ``difficult`` and ``bndbox`` (``xmin ymin xmax ymax``,
+1-based and inclusive: a box over the first ten pixel columns is ``xmin=1, xmax=10``).
+In memory that box is ``x1 = xmin - 1 = 0``, ``x2 = xmax = 10``; writing adds the 1 back, so
+integer boxes round-trip exactly. ``difficult`` is the ignore flag.
+
+XML is parsed with defusedxml: external entities, DTD tricks and entity-expansion bombs are
+refused (the file is skipped with one issue).
+
+Classes get ids ``1..K`` in the order given by ``classes`` (the reader's argument), a
+``classes.txt`` or ``labels.txt`` beside ``Annotations/``, or else sorted by name. An object
+whose name is not in an explicit class list is skipped with an issue.
+
+Splits: every ``ImageSets/Main/<split>.txt`` without an underscore (per-class lists like
+``dog_train.txt`` are not splits); ``trainval`` is skipped when ``train`` and ``val`` exist.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET  # writing only; parsing goes through defusedxml
+from pathlib import Path, PurePosixPath
+from typing import Optional, Sequence
+
+import numpy as np
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError
+from defusedxml.ElementTree import parse as safe_parse
+
+from cvpipe.detection.annotations import (
+    Category,
+    DatasetBuilder,
+    DetectionDataset,
+    ImageInfo,
+    Issue,
+    format_number,
+    list_images,
+    parse_number,
+    relative_posix,
+    safe_relpath,
+)
+from cvpipe.detection.formats.classes import as_categories, read_class_file, write_class_file
+from cvpipe.errors import DataError
+
+_OBJECT_KEYS = {"name", "difficult", "bndbox"}
+_IMAGE_KEYS = {"filename", "size", "object", "folder", "path"}
+
+
+def _read_splits(root: Path) -> dict[str, str]:
+    main = root / "ImageSets" / "Main"
+    lists = {p.stem: p for p in sorted(main.glob("*.txt")) if "_" not in p.stem} if main.is_dir() else {}
+    if "train" in lists and "val" in lists:
+        lists.pop("trainval", None)
+    split_of: dict[str, str] = {}
+    for split, p in lists.items():
+        for line in p.read_text(encoding="utf-8").splitlines():
+            if line.split():
+                split_of.setdefault(line.split()[0], split)
+    return split_of
+
+
+def _text(node, tag: str) -> Optional[str]:
+    child = node.find(tag)
+    return child.text.strip() if child is not None and child.text is not None else None
+
+
+def _flag(node, tag: str, what: str) -> int:
+    text = _text(node, tag)
+    if text in (None, ""):
+        return 0
+    value = parse_number(text, what)
+    return int(value)
+
+
+def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> DetectionDataset:
+    """Read a VOC folder. A broken XML is skipped with one issue; a bad object is skipped with
+    one issue naming its index in the file."""
+    root = Path(path)
+    ann_dir = root / "Annotations"
+    if not ann_dir.is_dir():
+        raise DataError(f"{root}: no Annotations/ folder (not a Pascal VOC dataset)")
+    image_dir = Path(image_root) if image_root else root / "JPEGImages"
+    xml_files = sorted(ann_dir.rglob("*.xml"))
+    explicit = as_categories(classes) or read_class_file(root / "classes.txt") or read_class_file(root / "labels.txt")
+    split_of = _read_splits(root)
+    b = DatasetBuilder(format="voc")
+
+    parsed = []  # (xml_path, ImageInfo, [(index, name, box, difficult, extra)])
+    for xml_path in xml_files:
+        rel = relative_posix(xml_path, root)
+        try:
+            node = safe_parse(str(xml_path)).getroot()
+        except (ParseError, DefusedXmlException, OSError, UnicodeDecodeError) as e:
+            b.issue(rel, f"cannot be parsed ({type(e).__name__}: {e}); file skipped")
+            continue
+        try:
+            info = _image_info(node, xml_path, ann_dir, image_dir, rel)
+        except DataError as e:
+            b.issue(rel, f"{e}; file skipped")
+            continue
+        info.split = split_of.get(PurePosixPath(relative_posix(xml_path, ann_dir)).with_suffix("").as_posix(), "")
+        objects = []
+        for k, obj in enumerate(node.findall("object")):
+            try:
+                objects.append((k, *_object(obj)))
+            except DataError as e:
+                b.issue(rel, f"{e}; object skipped", index=k)
+        parsed.append((rel, info, objects))
+
+    b.categories = explicit or as_categories(sorted({o[1] for _, _, objs in parsed for o in objs})) or []
+    id_of = {c.name: c.id for c in b.categories}
+    for n, (rel, info, objects) in enumerate(parsed):
+        info.id = n + 1
+        image = b.add_image(info)
+        for k, name, box, difficult, extra in objects:
+            if name not in id_of:
+                b.issue(rel, f"class {name!r} is not in the class list (label outside the class list); object skipped", index=k)
+                continue
+            b.add_object(image, box, id_of[name], difficult, None, -1, k, extra)
+        if info.path is not None and not info.path.is_file():
+            b.issue(rel, f"image {relative_posix(info.path, root) if info.path.is_relative_to(root) else info.path} "
+                         "is missing (annotation without image)")
+
+    annotated = {info.path for _, info, _ in parsed}
+    for p in list_images(image_dir):
+        if p not in annotated:
+            b.issue(relative_posix(p, root), "image without annotation file in Annotations/", level="warning")
+    return b.build()
+
+
+def _image_info(node, xml_path: Path, ann_dir: Path, image_dir: Path, rel: str) -> ImageInfo:
+    if node.tag != "annotation":
+        raise DataError(f"root element is <{node.tag}>, expected <annotation>")
+    stem_path = PurePosixPath(relative_posix(xml_path, ann_dir)).with_suffix("")
+    filename = _text(node, "filename")
+    if filename:
+        filename = safe_relpath(filename, "filename")
+        # VOC filenames are bare; keep the XML's sub-folder when the XML lives in one
+        if "/" not in filename and stem_path.parent != PurePosixPath("."):
+            filename = (stem_path.parent / filename).as_posix()
+    else:
+        found = [p for p in image_dir.glob(f"{stem_path}.*") if p.is_file()]
+        if not found:
+            raise DataError("no <filename> and no image with the same name in JPEGImages/")
+        filename = relative_posix(found[0], image_dir)
+    size = node.find("size")
+    width = height = 0
+    extra = {}
+    if size is not None:
+        width = int(parse_number(_text(size, "width") or "0", "size/width"))
+        height = int(parse_number(_text(size, "height") or "0", "size/height"))
+        depth = _text(size, "depth")
+        if depth:
+            extra["depth"] = depth
+    for child in node:
+        if child.tag not in _IMAGE_KEYS and len(child) == 0 and child.text and child.text.strip():
+            extra[child.tag] = child.text.strip()
+    return ImageInfo(filename, width, height, 0, "", image_dir / filename, rel, extra)
+
+
+def _object(obj) -> tuple[str, np.ndarray, bool, dict]:
+    name = _text(obj, "name")
+    if not name:
+        raise DataError("has no <name>")
+    bnd = obj.find("bndbox")
+    if bnd is None:
+        raise DataError(f"{name!r} has no <bndbox>")
+    values = []
+    for tag in ("xmin", "ymin", "xmax", "ymax"):
+        text = _text(bnd, tag)
+        if text is None:
+            raise DataError(f"{name!r} bndbox has no <{tag}>")
+        values.append(parse_number(text, f"bndbox/{tag}"))
+    xmin, ymin, xmax, ymax = values
+    box = np.array([xmin - 1.0, ymin - 1.0, xmax, ymax])
+    difficult = bool(_flag(obj, "difficult", "difficult"))
+    extra = {c.tag: c.text.strip() for c in obj if c.tag not in _OBJECT_KEYS and len(c) == 0 and c.text and c.text.strip()}
+    return name, box, difficult, extra
+
+
+def _voc_xml(ds: DetectionDataset, i: int, objs: np.ndarray, names: dict) -> ET.Element:
+    im = ds.images[i]
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = "JPEGImages"
+    ET.SubElement(root, "filename").text = PurePosixPath(im.file_name).name
+    for k, v in im.extra.items():
+        if k != "depth" and isinstance(v, (str, int, float)):
+            ET.SubElement(root, k).text = str(v)
+    size = ET.SubElement(root, "size")
+    ET.SubElement(size, "width").text = str(int(im.width))
+    ET.SubElement(size, "height").text = str(int(im.height))
+    ET.SubElement(size, "depth").text = str(im.extra.get("depth", 3))
+    for j in objs:
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = names[int(ds.category_id[j])]
+        extra = ds.object_extra[j]
+        ET.SubElement(obj, "pose").text = str(extra.get("pose", "Unspecified"))
+        ET.SubElement(obj, "truncated").text = str(extra.get("truncated", 0))
+        ET.SubElement(obj, "difficult").text = str(int(ds.ignore[j]))
+        for k, v in extra.items():
+            if k not in ("pose", "truncated") and isinstance(v, (str, int, float)) and k.isidentifier():
+                ET.SubElement(obj, k).text = str(v)
+        bnd = ET.SubElement(obj, "bndbox")
+        x1, y1, x2, y2 = ds.boxes[j]
+        for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), (x1 + 1.0, y1 + 1.0, x2, y2)):
+            ET.SubElement(bnd, tag).text = format_number(v)
+    ET.indent(root)
+    return root
+
+
+def write_voc(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
+    """Write ``Annotations/``, ``JPEGImages/`` and ``ImageSets/Main/<split>.txt``, plus a
+    ``classes.txt`` that fixes the class order for reading back."""
+    dst = Path(dst)
+    issues: list[Issue] = []
+    stems = [PurePosixPath(im.file_name).with_suffix("").as_posix() for im in ds.images]
+    if len(set(stems)) != len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise DataError(f"two images would share Annotations/{dup}.xml (VOC keeps every split in one folder)")
+    names = {c.id: c.name for c in ds.categories}
+    (dst / "Annotations").mkdir(parents=True, exist_ok=True)
+    order = np.argsort(ds.image_index, kind="stable")
+    starts = np.searchsorted(ds.image_index[order], np.arange(len(ds.images) + 1))
+    for i, im in enumerate(ds.images):
+        objs = order[starts[i]:starts[i + 1]]
+        xml_path = dst / "Annotations" / f"{stems[i]}.xml"
+        xml_path.parent.mkdir(parents=True, exist_ok=True)
+        ET.ElementTree(_voc_xml(ds, i, objs, names)).write(xml_path, encoding="utf-8", xml_declaration=False)
+        target = dst / "JPEGImages" / PurePosixPath(stems[i]).parent / PurePosixPath(im.file_name).name
+        issues.extend(copy_image(im, target))
+    main = dst / "ImageSets" / "Main"
+    main.mkdir(parents=True, exist_ok=True)
+    for split in ds.splits:
+        if split:
+            lines = [s for s, im in zip(stems, ds.images) if im.split == split]
+            (main / f"{split}.txt").write_text("".join(f"{s}\n" for s in lines), encoding="utf-8")
+    write_class_file(dst / "classes.txt", ds.categories)
+    return issues

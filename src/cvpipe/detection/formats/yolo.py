@@ -1,0 +1,223 @@
+"""YOLO (Ultralytics layout): ``images/<split>/x.jpg`` with ``labels/<split>/x.txt`` holding
+``cls cx cy w h`` per line, normalised by the image width and height, ``cls`` 0-based.
+
+Classes come from a data YAML (``names`` as a list or ``{index: name}``; ``train``/``val``/
+``test`` give image folders or ``.txt`` lists of images, relative to ``path`` or the YAML's
+folder) or from ``classes.txt``. cvpipe adds ``category_ids`` to the YAML so COCO ids survive
+a trip through YOLO (Ultralytics ignores the key); without it index ``k`` becomes id ``k + 1``.
+
+The label of an image is found as Ultralytics finds it: the last ``/images/`` in its path
+becomes ``/labels/`` and the extension ``.txt``. Image sizes are read from the file header
+(Pillow opens lazily, no decoding) with the EXIF orientation applied, so labels refer to the
+upright picture as in Ultralytics. Ignored objects live in ``labels_ignore/`` (see
+:mod:`.textlabels`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import Optional
+
+import numpy as np
+import yaml
+
+from cvpipe.detection.annotations import (
+    DatasetBuilder,
+    DetectionDataset,
+    ImageInfo,
+    Issue,
+    convert_boxes,
+    list_images,
+    read_image_size,
+    relative_posix,
+    safe_relpath,
+)
+from cvpipe.detection.formats.classes import as_categories, read_class_file
+from cvpipe.detection.formats.textlabels import (
+    add_label_objects,
+    default_categories,
+    ignore_path,
+    objects_by_image,
+    parse_label_file,
+    write_label_files,
+)
+from cvpipe.detection.annotations import Category
+from cvpipe.errors import DataError
+
+SPLIT_KEYS = ("train", "val", "test")
+DECIMALS = 12  # normalised values: 1e-12 of the image is far below a pixel
+
+
+def find_data_yaml(root: Path) -> Optional[Path]:
+    if root.is_file():
+        return root
+    for name in ("data.yaml", "dataset.yaml", "data.yml"):
+        if (root / name).is_file():
+            return root / name
+    found = sorted(list(root.glob("*.yaml")) + list(root.glob("*.yml")))
+    return found[0] if len(found) == 1 else None
+
+
+def label_path_for(image: Path, labels: str = "labels") -> Path:
+    """Ultralytics' rule: the last ``/images/`` becomes ``/labels/``, the suffix ``.txt``."""
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}{labels}{os.sep}"
+    text = str(image)
+    if sa in text:
+        head, tail = text.rsplit(sa, 1)
+        text = head + sb + tail
+    return Path(text).with_suffix(".txt")
+
+
+def _names_from_yaml(cfg: dict, yaml_path: Path) -> Optional[list[Category]]:
+    names = cfg.get("names")
+    if names is None:
+        return None
+    if isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            raise DataError(f"{yaml_path}: 'names' keys must be class indices 0..K-1") from None
+        if keys != list(range(len(keys))):
+            raise DataError(f"{yaml_path}: 'names' keys must be 0..{len(keys) - 1} without gaps")
+        names = [names[k] if k in names else names[str(k)] for k in keys]
+    if not isinstance(names, list):
+        raise DataError(f"{yaml_path}: 'names' must be a list or a mapping index -> name")
+    ids = cfg.get("category_ids")
+    if ids is not None:
+        if not isinstance(ids, list) or len(ids) != len(names) or len(set(ids)) != len(ids):
+            raise DataError(f"{yaml_path}: 'category_ids' must list one distinct id per name")
+        return [Category(int(i), str(n)) for i, n in zip(ids, names)]
+    return as_categories([str(n) for n in names])
+
+
+def _split_sources(cfg: dict, base: Path, root: Path) -> list[tuple[str, Path]]:
+    sources = []
+    for key in SPLIT_KEYS:
+        value = cfg.get(key)
+        for item in (value if isinstance(value, list) else [value] if value else []):
+            p = Path(item)
+            sources.append((key, p if p.is_absolute() else base / p))
+    if sources:
+        return sources
+    images = base / "images" if (base / "images").is_dir() else root / "images"
+    if not images.is_dir():
+        raise DataError(f"{root}: no images/ folder and no train/val entries in a data YAML (not a YOLO dataset)")
+    if any(p.is_file() for p in images.iterdir()):
+        return [("", images)]
+    return [(d.name, d) for d in sorted(images.iterdir()) if d.is_dir()]
+
+
+def _split_images(split_source: Path, base: Path, b: DatasetBuilder) -> list[tuple[Path, str]]:
+    """(image path, file name relative to the split's image folder) pairs."""
+    if split_source.is_dir():
+        return [(p, relative_posix(p, split_source)) for p in list_images(split_source)]
+    if split_source.suffix == ".txt" and split_source.is_file():
+        out = []
+        for n, line in enumerate(split_source.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rel = safe_relpath(line.strip().removeprefix("./"), "image path")
+            except DataError as e:
+                b.issue(str(split_source), f"line {n}: {e}; skipped")
+                continue
+            out.append((base / rel, rel))
+        return out
+    b.issue(str(split_source), "split source is neither an image folder nor a .txt list of images; skipped")
+    return []
+
+
+def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
+    """Read a YOLO dataset folder (or its data YAML). ``classes`` overrides the class names."""
+    path = Path(path)
+    yaml_path = find_data_yaml(path)
+    root = path.parent if path.is_file() else path
+    cfg: dict = {}
+    if yaml_path is not None:
+        try:
+            cfg = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise DataError(f"{yaml_path}: not valid YAML ({e})") from None
+        if not isinstance(cfg, dict):
+            raise DataError(f"{yaml_path}: expected a mapping with 'names' and train/val entries")
+    base = root
+    if cfg.get("path"):
+        p = Path(cfg["path"])
+        base = p if p.is_absolute() else yaml_path.parent / p
+    categories = as_categories(classes) or (_names_from_yaml(cfg, yaml_path) if cfg else None) \
+        or read_class_file(root / "classes.txt")
+
+    b = DatasetBuilder(categories or [], format="yolo")
+    parsed = []
+    label_files_used = set()
+    for split, source in _split_sources(cfg, base, root):
+        for image_path, file_name in _split_images(source, base, b):
+            rel_image = relative_posix(image_path, root) if image_path.is_relative_to(root) else str(image_path)
+            try:
+                width, height = read_image_size(image_path)
+            except DataError as e:
+                b.issue(rel_image, f"{e}; image skipped")
+                continue
+            label = label_path_for(image_path)
+            rel_label = relative_posix(label, root) if label.is_relative_to(root) else str(label)
+            info = ImageInfo(file_name, width, height, 0, split, image_path, rel_label)
+            found = []
+            for p, ignored in ((label, False), (ignore_path(label, "labels"), True)):
+                if p.is_file():
+                    label_files_used.add(p.resolve())
+                    found.append((relative_posix(p, root) if p.is_relative_to(root) else str(p), ignored,
+                                  *parse_label_file(p, rel_label, b)))
+            parsed.append((info, found))
+
+    if not b.categories:
+        top = max((int(c.max()) for _, found in parsed for *_, c, _v in found if len(c)), default=-1)
+        b.categories = default_categories(top + 1)
+        b.issue(str(root), f"no class names (data YAML 'names' or classes.txt); using indices 0..{top}", level="warning")
+    for n, (info, found) in enumerate(parsed):
+        info.id = n + 1
+        image = b.add_image(info)
+        for rel, ignored, lines, cls, values in found:
+            wh = np.array([info.width, info.height, info.width, info.height], dtype=np.float64)
+            boxes = convert_boxes(values * wh, "cxcywh", "xyxy")
+            add_label_objects(b, image, rel, lines, cls, boxes, ignored)
+
+    for folder in {base / "labels", root / "labels", base / "labels_ignore", root / "labels_ignore"}:
+        if folder.is_dir():
+            for p in sorted(folder.rglob("*.txt")):
+                if p.resolve() not in label_files_used:
+                    b.issue(relative_posix(p, root) if p.is_relative_to(root) else str(p),
+                            "label file without image (annotation without image)")
+    return b.build()
+
+
+def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
+    """Write ``images/<split>/``, ``labels/<split>/``, ``labels_ignore/<split>/`` (only where
+    objects are ignored) and ``data.yaml``."""
+    dst = Path(dst)
+    issues: list[Issue] = []
+    keys = [(im.split, PurePosixPath(im.file_name).with_suffix("").as_posix()) for im in ds.images]
+    if len(set(keys)) != len(keys):
+        split, stem = next(k for k in keys if keys.count(k) > 1)
+        raise DataError(f"two images of split {split or '(none)'} would share the label file {stem}.txt")
+    wh = np.array([[im.width, im.height, im.width, im.height] for im in ds.images], dtype=np.float64).reshape(-1, 4)
+    rows = convert_boxes(ds.boxes, "xyxy", "cxcywh") / np.maximum(wh[ds.image_index], 1e-300)
+    for i, (im, objs) in enumerate(zip(ds.images, objects_by_image(ds))):
+        sub = PurePosixPath(im.split) if im.split else PurePosixPath()
+        issues.extend(copy_image(im, dst / "images" / sub / im.file_name))
+        label = dst / "labels" / sub / PurePosixPath(im.file_name).with_suffix(".txt")
+        if im.width <= 0 or im.height <= 0:
+            issues.append(Issue(im.source or im.file_name, "image size unknown; YOLO labels need it, labels not written"))
+            continue
+        issues.extend(write_label_files(ds, i, objs, rows[objs], label, "labels", DECIMALS))
+    data = {
+        **{s: f"images/{s}" for s in ds.splits if s},
+        "nc": len(ds.categories),
+        "names": {k: c.name for k, c in enumerate(ds.categories)},
+        "category_ids": [c.id for c in ds.categories],
+    }
+    header = "# written by cvpipe; category_ids maps class index -> dataset category id\n"
+    if "" in ds.splits:
+        header += "# images without a split are in images/ (split with `cvpipe convert --val-fraction`)\n"
+    (dst / "data.yaml").write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return issues
