@@ -21,31 +21,44 @@ class Camera:
         return cv2.Rodrigues(self.rvec)[0]
 
 
-def _invertible_over_image(K, dist, size) -> bool:
-    """The lens model must not fold over inside the image (det of its Jacobian > 0).
+def _distort(x, y, dist):
+    """The Brown-Conrady model written out in numpy (an oracle independent of cvpipe)."""
+    k1, k2, p1, p2 = dist[:4]
+    k3 = dist[4] if len(dist) > 4 else 0.0
+    k4, k5, k6 = dist[5:8] if len(dist) == 8 else (0.0, 0.0, 0.0)
+    r2 = x * x + y * y
+    g = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
+    return x * g + 2 * p1 * x * y + p2 * (r2 + 2 * x * x), y * g + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
 
-    Checked by finite differences on the normalised plane, a margin beyond the corners.
+
+def _invertible_over_image(K, dist, size) -> bool:
+    """Every pixel of the image must have a unique undistorted preimage.
+
+    Along rays from the centre the distorted radius must grow monotonically (Jacobian
+    determinant > 0) until it has passed the image corners with a 10% margin; a strong
+    barrel lens that folds back before that cannot be undistorted at the corners.
     """
     height, width = size
-    xs = (np.linspace(-0.6, width - 0.4, 40) - K[0, 2]) / K[0, 0] * 1.15
-    ys = (np.linspace(-0.6, height - 0.4, 30) - K[1, 2]) / K[1, 1] * 1.15
-    x, y = np.meshgrid(xs, ys)
-
-    def f(x, y):
-        k1, k2, p1, p2 = dist[:4]
-        k3 = dist[4] if len(dist) > 4 else 0.0
-        k4, k5, k6 = dist[5:8] if len(dist) == 8 else (0.0, 0.0, 0.0)
-        r2 = x * x + y * y
-        g = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
-        return (x * g + 2 * p1 * x * y + p2 * (r2 + 2 * x * x), y * g + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y)
-
+    corners_x = (np.array([0, width - 1, 0, width - 1]) - K[0, 2]) / K[0, 0]
+    corners_y = (np.array([0, 0, height - 1, height - 1]) - K[1, 2]) / K[1, 1]
+    needed = 1.1 * np.hypot(corners_x, corners_y).max()
+    r = np.linspace(0, 4, 801)[:, None]
+    angle = np.linspace(0, 2 * np.pi, 24, endpoint=False)[None]
+    x, y = r * np.cos(angle), r * np.sin(angle)
     h = 1e-6
-    ax, ay = f(x + h, y)
-    bx, by = f(x - h, y)
-    cx, cy = f(x, y + h)
-    dx, dy = f(x, y - h)
-    det = (ax - bx) * (cy - dy) - (cx - dx) * (ay - by)
-    return bool((det > 0.2 * (2 * h) ** 2).all())
+    ax, ay = _distort(x + h, y, dist)
+    bx, by = _distort(x - h, y, dist)
+    cx, cy = _distort(x, y + h, dist)
+    dx, dy = _distort(x, y - h, dist)
+    det = ((ax - bx) * (cy - dy) - (cx - dx) * (ay - by)) / (2 * h) ** 2
+    xd, yd = _distort(x, y, dist)
+    reach = np.hypot(xd, yd)
+    for j in range(angle.shape[1]):
+        bad = np.nonzero(det[:, j] <= 0.05)[0]
+        limit = bad[0] if len(bad) else len(r) - 1
+        if reach[limit, j] < needed:
+            return False
+    return True
 
 
 def random_camera(rng: np.random.Generator, n_coeffs: int = 5, size=(48, 64)) -> Camera:

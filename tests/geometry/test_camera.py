@@ -247,3 +247,17 @@ def test_bad_arguments_raise_value_error():
         back_project(torch.zeros(5, 2), torch.ones(4), K)
     with pytest.raises(ValueError, match="max_iterations"):
         undistort_points(torch.zeros(5, 2), K, torch.zeros(5), max_iterations=0)
+
+
+def test_points_without_a_preimage_stay_finite_and_do_not_diverge():
+    # This barrel model folds back at r ~ 1.4 where the distorted radius peaks at ~0.9;
+    # distorted points beyond that radius have no preimage at all.
+    dist = torch.tensor([-0.36, 0.158, 0.0, 0.0, -0.035], dtype=torch.float64)
+    distorted = torch.tensor([[0.5, 0.3], [0.8, 0.7], [1.2, -0.9]], dtype=torch.float64)
+    out = undistort_normalized(distorted, dist)
+    assert torch.isfinite(out).all()
+    residual = (distort(out, dist) - distorted).norm(dim=-1)
+    assert residual[0] < 1e-12  # the reachable point converges
+    start = (distort(distorted, dist) - distorted).norm(dim=-1)
+    assert (residual[1:] <= start[1:]).all() and (residual[1:] > 1e-3).all()
+    assert (out.norm(dim=-1) < 3).all()

@@ -18,7 +18,7 @@ from cvpipe.geometry.camera import (
 )
 from cvpipe.geometry.distortion import distort, distortion_jacobian, undistort_normalized
 from cvpipe.geometry.interpolation import resize
-from cvpipe.geometry.remap import optimal_new_camera_matrix, remap, undistort_image, undistort_rectify_map
+from cvpipe.geometry.warp import optimal_new_camera_matrix, remap, undistort_image, undistort_rectify_map
 from cvpipe.geometry.rotation import (
     camera_center,
     invert_pose,

@@ -128,26 +128,27 @@ def distortion_jacobian(xy: Tensor, dist: Tensor) -> Tensor:
     return torch.stack([j11, j12, j12, j22], dim=-1).unflatten(-1, (2, 2))
 
 
-def _newton_step(x, y, xd, yd, c):
-    """One Newton update towards ``distort(x, y) = (xd, yd)``, plus the residual before it.
-
-    Where the Jacobian determinant is not positive (outside the region where the lens
-    model is invertible) the step falls back to OpenCV's fixed-point update.
-    """
+def _residual(x, y, xd, yd, c):
     fx, fy = _distort_xy(x, y, c)
-    fx, fy = fx - xd, fy - yd
+    return fx - xd, fy - yd
+
+
+def _newton_direction(x, y, fx, fy, c):
+    """The Newton step ``J^-1 f`` (to subtract), and whether ``J`` was usable.
+
+    Where the Jacobian determinant is not positive (beyond the fold of the lens model)
+    OpenCV's fixed-point update ``x <- (x_d - tangential(x)) / g(x)`` is used instead,
+    written here as the step ``f / g``.
+    """
     j11, j12, j22 = _jacobian_xy(x, y, c)
     det = j11 * j22 - j12 * j12
     ok = det > 1e-12
     det = torch.where(ok, det, torch.ones_like(det))
-    newton_x = x - (j22 * fx - j12 * fy) / det
-    newton_y = y - (j11 * fy - j12 * fx) / det
-    # OpenCV's fixed point x <- (x_d - tangential(x)) / g(x), rewritten with the residual.
     g, _ = _radial(x * x + y * y, c)
     g = torch.where(g.abs() > 1e-12, g, torch.ones_like(g))
-    fixed_x = x - fx / g
-    fixed_y = y - fy / g
-    return torch.where(ok, newton_x, fixed_x), torch.where(ok, newton_y, fixed_y), fx, fy
+    dx = torch.where(ok, (j22 * fx - j12 * fy) / det, fx / g)
+    dy = torch.where(ok, (j11 * fy - j12 * fx) / det, fy / g)
+    return dx, dy, ok
 
 
 def undistort_normalized(
@@ -163,9 +164,13 @@ def undistort_normalized(
     every residual ``|distort(xy) - xy_distorted|`` is at most ``tol`` or after
     ``max_iterations`` steps. For realistic lenses (the model invertible over the image)
     float64 reaches ``tol = 1e-12`` in 3-6 steps, well inside the cap of 20; the error in
-    ``xy`` is then below 1e-9. Points where the model folds over (Jacobian determinant
-    <= 0, far outside the calibrated field) have no unique inverse and are returned
-    unconverged, as OpenCV does.
+    ``xy`` is then below 1e-9.
+
+    Steps are damped (halved until the residual does not grow), so the iteration never
+    diverges. A point with no preimage, e.g. beyond the radius where a strong barrel
+    model folds back, cannot converge: it is returned where the residual was smallest,
+    and OpenCV returns an unconverged value there too. Check ``distort(result)`` against
+    the input if such points can occur.
 
     Gradients with respect to ``xy_distorted`` and ``dist`` come from the implicit function
     theorem (``d xy = -J^-1 d residual``), evaluated by one final Newton step taken with
@@ -174,7 +179,7 @@ def undistort_normalized(
     Args:
         xy_distorted: ``(..., N, 2)`` distorted normalised coordinates.
         dist: ``(..., 4|5|8)`` coefficients, or None (returns the input).
-        max_iterations: cap on Newton steps (>= 1).
+        max_iterations: cap on Newton steps (>= 1), the final differentiable one included.
         tol: residual tolerance on the normalised plane; default ``1e-12`` for float64 and
             ``8 * eps`` (about 1e-6) for lower precision.
 
@@ -196,15 +201,35 @@ def undistort_normalized(
         c0 = _Coeffs(*[None if v is None else _detach(v) for v in c])
         xd0, yd0 = xd.detach(), yd.detach()
         x, y = xd0.expand(shape).clone(), yd0.expand(shape).clone()
+        fx, fy = _residual(x, y, xd0, yd0, c0)
+        err = fx * fx + fy * fy
         for _ in range(max_iterations - 1):  # the last step is the one below, with autograd
-            x_next, y_next, fx, fy = _newton_step(x, y, xd0, yd0, c0)
-            if fx.numel() == 0 or max(fx.abs().max().item(), fy.abs().max().item()) <= tol:
+            if err.numel() == 0 or err.max().item() <= tol * tol:
                 break
-            x, y = x_next, y_next
+            dx, dy, _ = _newton_direction(x, y, fx, fy, c0)
+            step = torch.ones_like(x)
+            pending = torch.ones_like(x, dtype=torch.bool)
+            for _halving in range(12):
+                xn, yn = x - step * dx, y - step * dy
+                fxn, fyn = _residual(xn, yn, xd0, yd0, c0)
+                errn = fxn * fxn + fyn * fyn
+                accept = pending & (errn <= err)  # False for nan/inf as well
+                x, y = torch.where(accept, xn, x), torch.where(accept, yn, y)
+                fx, fy = torch.where(accept, fxn, fx), torch.where(accept, fyn, fy)
+                err = torch.where(accept, errn, err)
+                pending &= ~accept
+                if not pending.any():
+                    break
+                step = torch.where(pending, step / 2, step)
 
     # Implicit-function gradient: at a root, one Newton step with (x, y) held constant has
-    # derivative -J^-1 d(residual)/d(inputs), exactly the derivative of the root.
-    x, y, _, _ = _newton_step(x, y, xd, yd, c)
+    # derivative -J^-1 d(residual)/d(inputs), exactly the derivative of the root. Points
+    # that did not reach a root (their Newton step is not small) are left where they are.
+    fx, fy = _residual(x, y, xd, yd, c)
+    dx, dy, ok = _newton_direction(x, y, fx, fy, c)
+    near_root = ok & ((dx * dx + dy * dy).detach() <= 1e-2)
+    x = x - torch.where(near_root, dx, torch.zeros_like(dx))
+    y = y - torch.where(near_root, dy, torch.zeros_like(dy))
     return torch.stack([x, y], dim=-1)
 
 

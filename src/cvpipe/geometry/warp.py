@@ -254,11 +254,13 @@ def optimal_new_camera_matrix(
         new_K[..., 0, 1] = K[..., 0, 1] * s
         new_K[..., 0, 2] = cx
         new_K[..., 1, 2] = cy
-        # The inner rectangle zoomed about the principal point, shrunk to whole pixels.
-        x0 = torch.ceil((inner[..., 0] - cx0) * s + cx)
-        y0 = torch.ceil((inner[..., 1] - cy0) * s + cy)
-        w = torch.floor((inner[..., 2] - inner[..., 0]) * s)
-        h = torch.floor((inner[..., 3] - inner[..., 1]) * s)
+        # The inner rectangle zoomed about the principal point, shrunk to whole pixels. The
+        # limiting side lands on the image edge by construction, so round-off must not push
+        # it to the next integer: values within 1e-6 of an integer are snapped to it first.
+        x0 = _ceil((inner[..., 0] - cx0) * s + cx)
+        y0 = _ceil((inner[..., 1] - cy0) * s + cy)
+        w = _floor((inner[..., 2] - inner[..., 0]) * s)
+        h = _floor((inner[..., 3] - inner[..., 1]) * s)
     else:
         # In normalised coordinates the rectangles fix the camera: map a rectangle onto
         # the viewport [0, W' - 1] x [0, H' - 1].
@@ -277,6 +279,19 @@ def optimal_new_camera_matrix(
         x0, y0 = torch.round(inner[..., 0]), torch.round(inner[..., 1])
         w, h = torch.round(inner[..., 2] - inner[..., 0]), torch.round(inner[..., 3] - inner[..., 1])
     return new_K, _clip_roi(x0, y0, w, h, out_w, out_h)
+
+
+def _snap(x: Tensor) -> Tensor:
+    nearest = torch.round(x)
+    return torch.where((x - nearest).abs() < 1e-6, nearest, x)
+
+
+def _ceil(x: Tensor) -> Tensor:
+    return torch.ceil(_snap(x))
+
+
+def _floor(x: Tensor) -> Tensor:
+    return torch.floor(_snap(x))
 
 
 def _clip_roi(x: Tensor, y: Tensor, w: Tensor, h: Tensor, width: int, height: int) -> Tensor:
