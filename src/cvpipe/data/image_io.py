@@ -146,7 +146,9 @@ def _open(source, name) -> Image.Image:
         raise ImageReadError(name, _bomb_reason()) from None
     except UnidentifiedImageError:
         raise ImageReadError(name, _unidentified_reason(source)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
+        if "truncated" in str(e).lower():  # the file ends inside its header
+            raise ImageReadError(name, "truncated file") from None
         raise ImageReadError(name, f"cannot be opened ({e})") from None
 
 

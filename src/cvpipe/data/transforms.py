@@ -7,6 +7,9 @@ Eval view (deterministic, derived from the train settings)::
 
     resize shorter side to image_size / crop_pct -> centre crop image_size -> float -> normalise
 
+(for a rectangular image_size [h, w]: resize, keeping the aspect ratio, to the smallest size
+covering [h, w] / crop_pct, then centre-crop [h, w]; images are never stretched).
+
 Train view::
 
     random-resized-crop(image_size, scale, ratio)
@@ -157,21 +160,36 @@ def denormalize(images: torch.Tensor, preprocess: dict) -> torch.Tensor:
     return (images * std + mean).clamp(0.0, 1.0)
 
 
-def eval_resize_size(preprocess: dict):
-    """The Resize argument of the eval view: shorter side (int) for square outputs, else (h, w)."""
-    height, width = preprocess["image_size"]
-    crop_pct = preprocess["crop_pct"]
-    if height == width:
-        return int(math.floor(height / crop_pct))
-    return [int(math.floor(height / crop_pct)), int(math.floor(width / crop_pct))]
+class ResizeToCover:
+    """Resize keeping the aspect ratio to the smallest size covering ``(height, width)``.
+
+    For a square target this is "shorter side = size" (``v2.Resize(int)``); for a
+    rectangular one, the image is scaled until both sides reach the target, so the following
+    centre crop never stretches it.
+    """
+
+    def __init__(self, size: Sequence[int], interpolation: v2.InterpolationMode):
+        self.size = [int(size[0]), int(size[1])]
+        self.interpolation = interpolation
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2:]
+        scale = max(self.size[0] / height, self.size[1] / width)
+        new_size = [max(self.size[0], round(height * scale)), max(self.size[1], round(width * scale))]
+        return v2.functional.resize(image, new_size, interpolation=self.interpolation, antialias=True)
+
+    def __repr__(self) -> str:
+        return f"ResizeToCover(size={self.size}, interpolation={self.interpolation.value})"
 
 
 def _eval_geometry(preprocess: dict) -> list:
+    """Resize (shorter side to image_size / crop_pct), then centre-crop image_size."""
     interpolation = INTERPOLATIONS[preprocess["interpolation"]]
-    return [
-        v2.Resize(eval_resize_size(preprocess), interpolation=interpolation, antialias=True),
-        v2.CenterCrop(preprocess["image_size"]),
-    ]
+    height, width = preprocess["image_size"]
+    crop_pct = preprocess["crop_pct"]
+    cover = [int(math.floor(height / crop_pct)), int(math.floor(width / crop_pct))]
+    resize = v2.Resize(cover[0], interpolation=interpolation, antialias=True) if height == width else ResizeToCover(cover, interpolation)
+    return [resize, v2.CenterCrop([height, width])]
 
 
 def _to_normalised(preprocess: dict) -> list:

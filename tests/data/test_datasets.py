@@ -1,0 +1,222 @@
+"""The three layouts, class order, splitting, and files left out with their reasons."""
+
+import csv
+
+import pytest
+import torch
+from data_files import write_image, write_text
+
+from cvpipe.config import DataConfig
+from cvpipe.data.datasets import ImageDataset, build_splits, stratified_split
+from cvpipe.data.layouts import natural_key
+from cvpipe.errors import ConfigError, DataError
+
+
+def names_of(dataset):
+    """(file name, class name) pairs: what a target *means*, independent of indices."""
+    return sorted((p.name, dataset.classes[t]) for p, t in dataset.samples)
+
+
+# --------------------------------------------------------------------------- folder layout
+
+
+def test_natural_class_order():
+    assert sorted(["10", "2", "1", "img10", "img9", "B", "a"], key=natural_key) == ["1", "2", "10", "a", "B", "img9", "img10"]
+
+
+def test_folder_layout_with_seeded_stratified_split(tmp_path):
+    for cls, count in (("10", 10), ("2", 20), ("1", 5)):
+        for i in range(count):
+            write_image(tmp_path / cls / f"{i}.png", seed=i)
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.2, split_seed=3), in_chans=3, check=False)
+    assert splits.layout == "folder" and splits.classes == ["1", "2", "10"]
+    assert torch.bincount(splits.val.targets).tolist() == [1, 4, 2]  # 20% of each class
+    assert torch.bincount(splits.train.targets).tolist() == [4, 16, 8]
+    assert not set(splits.train.paths) & set(splits.val.paths)
+    again = build_splits(DataConfig(root=str(tmp_path), val_split=0.2, split_seed=3), in_chans=3, check=False)
+    other = build_splits(DataConfig(root=str(tmp_path), val_split=0.2, split_seed=4), in_chans=3, check=False)
+    assert again.val.paths == splits.val.paths and other.val.paths != splits.val.paths
+    image, target = splits.train[0]
+    assert image.dtype == torch.uint8 and image.shape == (3, 5, 6)
+    assert target.dtype == torch.int64 and target.ndim == 0
+    grey = build_splits(DataConfig(root=str(tmp_path)), in_chans=1, check=False)
+    assert grey.train[0][0].shape == (1, 5, 6)
+
+
+def test_stratified_split_properties():
+    strata = [0] * 50 + [1] * 7 + [2] * 1
+    train, val, test = stratified_split(len(strata), strata, 0.2, 0.1, seed=0)
+    assert sorted(train + val + test) == list(range(len(strata)))
+    per_class = [[sum(strata[i] == c for i in part) for c in range(3)] for part in (train, val, test)]
+    assert per_class == [[35, 5, 1], [10, 1, 0], [5, 1, 0]]  # round(n * f); one always stays in train
+
+
+def test_split_folders_and_a_class_missing_from_val(tmp_path):
+    for cls in ("cat", "dog", "emu"):
+        for i in range(3):
+            write_image(tmp_path / "train" / cls / f"{cls}{i}.png", seed=i)
+    write_image(tmp_path / "val" / "dog" / "d.png")  # no cat, no emu in val
+    write_image(tmp_path / "val" / "emu" / "e.png")
+    write_image(tmp_path / "Test" / "cat" / "c.png")
+    splits = build_splits(DataConfig(root=str(tmp_path)), check=False)
+    assert splits.classes == ["cat", "dog", "emu"]
+    assert len(splits.train) == 9  # val folder given: nothing carved from train
+    assert names_of(splits.val) == [("d.png", "dog"), ("e.png", "emu")]
+    assert splits.val.targets.tolist() == [1, 2]  # not shifted to [0, 1]
+    assert names_of(splits.test) == [("c.png", "cat")]
+    assert any("val split has no images of 1 class(es): cat" in w for w in splits.warnings)
+
+
+def test_only_val_folder_missing_carves_val_from_train(tmp_path):
+    for i in range(10):
+        write_image(tmp_path / "train" / "a" / f"{i}.png")
+        write_image(tmp_path / "train" / "b" / f"{i}.png")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.3), check=False)
+    assert len(splits.train) == 14 and len(splits.val) == 6 and splits.test is None
+
+
+# --------------------------------------------------------------------------- label file layout
+
+
+def test_label_file_space_and_comma_separated(tmp_path):
+    for i in range(6):
+        write_image(tmp_path / "images" / f"{i:03d}.jpg", seed=i)
+    write_text(tmp_path / "labels.txt", "# name label\n000.jpg cat\n001.jpg, dog\n002.jpg cat\n\n003.jpg,dog\n004.jpg bird\n005.jpg bird\n")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert splits.layout == "labelfile" and splits.classes == ["bird", "cat", "dog"]
+    assert names_of(splits.train) == [
+        ("000.jpg", "cat"), ("001.jpg", "dog"), ("002.jpg", "cat"), ("003.jpg", "dog"), ("004.jpg", "bird"), ("005.jpg", "bird")
+    ]
+    assert splits.val is None
+
+
+def test_label_csv_with_header_names_file_and_ids(tmp_path):
+    for i in range(4):
+        write_image(tmp_path / f"img{i}.png", seed=i)
+    write_text(tmp_path / "classes.txt", "zebra\nant\nyak\n")  # file order, not sorted
+    write_text(tmp_path / "data.csv", "filename,label\nimg0.png,2\nimg1.png,ant\nimg2.png,0\nimg3.png,yak\n")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert splits.classes == ["zebra", "ant", "yak"]
+    assert names_of(splits.train) == [("img0.png", "yak"), ("img1.png", "ant"), ("img2.png", "zebra"), ("img3.png", "yak")]
+
+
+def test_label_csv_multi_hot_header(tmp_path):
+    for i in range(4):
+        write_image(tmp_path / "pics" / f"{i}.png", seed=i)
+    write_text(tmp_path / "tags.csv", "image,sky,tree,car\n0.png,1,0,0\n1.png,0,1,1\n2.png,0,0,0\n3.png,1,1,1\n")
+    splits = build_splits(DataConfig(root=str(tmp_path), images="pics", val_split=0.0), check=False)
+    assert splits.multi_label and splits.classes == ["sky", "tree", "car"]
+    assert splits.train.targets.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 0], [1, 1, 1]]
+    image, target = splits.train[1]
+    assert target.dtype == torch.float32 and target.shape == (3,)
+
+
+def test_label_files_per_split_and_bad_entries(tmp_path):
+    for i in range(4):
+        write_image(tmp_path / f"{i}.png", seed=i)
+    write_image(tmp_path.parent / "outside.png")
+    write_text(tmp_path / "train.txt", "0.png a\n1.png b\n1.png a\nmissing.png a\n../outside.png b\n")
+    write_text(tmp_path / "val.txt", "2.png b\n3.png c\n")
+    splits = build_splits(DataConfig(root=str(tmp_path)), check=False)
+    assert splits.classes == ["a", "b", "c"]  # c only in val still gets its own index
+    assert names_of(splits.train) == [("0.png", "a"), ("1.png", "b")]
+    assert names_of(splits.val) == [("2.png", "b"), ("3.png", "c")]
+    reasons = dict(splits.skipped)
+    assert "listed again (first on line 2)" in reasons[str(tmp_path / "1.png")]
+    assert "no such file" in reasons[str(tmp_path / "missing.png")]
+    assert "leaves the image folder" in reasons["../outside.png"]
+    with pytest.raises(DataError, match="data.strict"):
+        build_splits(DataConfig(root=str(tmp_path), strict=True), check=False)
+
+
+# --------------------------------------------------------------------------- one .txt per image
+
+
+def test_per_image_txt_multi_hot(tmp_path):
+    vectors = ["1 0 1", "0 1 0", "1 1 0", "0 0 0"]
+    for i, vector in enumerate(vectors):
+        write_image(tmp_path / "images" / f"{i}.png", seed=i)
+        write_text(tmp_path / "labels" / f"{i}.txt", vector + "\n")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert splits.layout == "pertxt" and splits.multi_label and splits.classes == ["0", "1", "2"]
+    assert splits.train.targets.tolist() == [[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0]]
+
+
+def test_per_image_txt_lists_of_ids_with_names(tmp_path):
+    lists = ["0 2", "1", "", "2"]
+    for i, ids in enumerate(lists):
+        write_image(tmp_path / "train" / f"{i}.jpg", seed=i)
+        write_text(tmp_path / "train" / f"{i}.txt", ids)
+    write_image(tmp_path / "val" / "v.jpg")
+    write_text(tmp_path / "val" / "v.txt", "0 1")
+    write_image(tmp_path / "train" / "orphan.jpg")  # no label file
+    write_text(tmp_path / "names.txt", "person\nbike\ncar\n")
+    splits = build_splits(DataConfig(root=str(tmp_path)), check=False)
+    assert splits.layout == "pertxt" and splits.multi_label
+    assert splits.classes == ["person", "bike", "car"]
+    assert splits.train.targets.tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 0], [0, 0, 1]]  # "" = no positives
+    assert splits.val.targets.tolist() == [[1, 1, 0]]
+    assert [(p.split("/")[-1], r.split(" ")[0]) for p, r in splits.skipped] == [("orphan.jpg", "no")]
+
+
+def test_single_label_txt_with_several_labels_is_refused(tmp_path):
+    for i, text in enumerate(["cat", "dog", "cat dog"]):
+        write_image(tmp_path / f"{i}.png", seed=i)
+        write_text(tmp_path / f"{i}.txt", text)
+    splits = build_splits(DataConfig(root=str(tmp_path), multi_label=False, val_split=0.0), check=False)
+    assert len(splits.train) == 2
+    assert "2 labels but data.multi_label is false" in splits.skipped[0][1]
+
+
+# --------------------------------------------------------------------------- checking files
+
+
+def test_unreadable_files_are_skipped_and_reported(tmp_path):
+    for i in range(4):
+        write_image(tmp_path / "ok" / f"{i}.png", seed=i, size=(16, 16))
+    good = write_image(tmp_path / "bad" / "good.jpg", size=(32, 32))
+    (tmp_path / "bad" / "truncated.jpg").write_bytes(good.read_bytes()[:300])
+    (tmp_path / "bad" / "empty.PNG").write_bytes(b"")
+    (tmp_path / "bad" / "notes.jpg").write_text("not an image")
+    (tmp_path / "bad" / "readme.md").write_text("ignored: not an image extension")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0))
+    assert len(splits.train) == 5
+    reasons = {p.split("/")[-1]: r for p, r in splits.skipped}
+    assert reasons == {"empty.PNG": "empty file", "notes.jpg": "not an image Pillow can identify", "truncated.jpg": "truncated file"}
+    report = splits.write_report(tmp_path / "run")
+    rows = list(csv.reader(report.open()))
+    assert report.name == "skipped_files.csv" and rows[0] == ["path", "reason"] and len(rows) == 4
+    with pytest.raises(DataError, match=r"(empty|notes|truncated).*data.strict"):
+        build_splits(DataConfig(root=str(tmp_path), strict=True))
+    unchecked = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert len(unchecked.train) == 8
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        build_splits(DataConfig(root=str(tmp_path / "nope")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        build_splits(DataConfig(root=str(tmp_path / "empty")))
+    with pytest.raises(ConfigError, match="data.val_split"):
+        build_splits(DataConfig(root=str(tmp_path), val_split=1.5))
+    with pytest.raises(ConfigError, match="data.layout"):
+        build_splits(DataConfig(root=str(tmp_path), layout="coco"))
+    with pytest.raises(ConfigError, match="in_chans"):
+        build_splits(DataConfig(root=str(tmp_path)), in_chans=4)
+
+
+def test_dataset_subset_and_targets():
+    ds = ImageDataset(["a.png", "b.png", "c.png"], [2, 0, 1], ["x", "y", "z"])
+    sub = ds.subset([2, 0])
+    assert [p.name for p in sub.paths] == ["c.png", "a.png"] and sub.targets.tolist() == [1, 2]
+    assert sub.classes == ds.classes and ds.class_to_idx == {"x": 0, "y": 1, "z": 2}
+
+
+def test_digits_default_split():
+    splits = build_splits(DataConfig(), in_chans=1)
+    assert splits.classes == [str(d) for d in range(10)] and not splits.skipped
+    assert len(splits.train) + len(splits.val) == 1797
+    assert abs(len(splits.val) - 0.2 * 1797) < 10
+    image, _ = splits.val[0]
+    assert image.shape == (1, 8, 8)
