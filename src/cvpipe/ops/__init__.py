@@ -25,7 +25,7 @@ from cvpipe.ops.losses import (
     generalized_box_iou_loss,
     iou_loss,
 )
-from cvpipe.ops.nms import (
+from cvpipe.ops.suppression import (
     NMS_METHODS,
     and_nms,
     batched_nms,

@@ -8,8 +8,9 @@ Conventions (shared by all of :mod:`cvpipe.ops`):
   at the top-left corner of the top-left pixel (no ``+1``), or the same values divided by the
   image width/height when *normalised* (see :func:`normalize_boxes`).
 * Every function that measures boxes (area, IoU and its relatives) takes ``xyxy``.
-* A *degenerate* box (``x2 < x1`` or ``y2 < y1``) is treated as empty: its width and height
-  count as zero, so its area is 0 and it overlaps nothing.
+* A *degenerate* box (``x2 < x1`` or ``y2 < y1``) is collapsed to zero width (height) at its
+  ``x1`` (``y1``) edge: its area is 0 and it overlaps nothing. The IoU of two zero-area boxes
+  is 0, not NaN.
 * Integer, ``float16`` and ``bfloat16`` inputs are upcast to ``float32`` before area and IoU,
   so products of pixel coordinates neither overflow nor lose precision; ``float32`` and
   ``float64`` are kept. Conversions keep the input dtype except where halving forces a float.
@@ -94,9 +95,15 @@ def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
     return torch.stack((a, b, c, d), dim=-1)
 
 
-def _sides(boxes: Tensor) -> tuple[Tensor, Tensor]:
-    """Width and height of ``xyxy`` boxes, zero for degenerate boxes."""
-    return (boxes[..., 2] - boxes[..., 0]).clamp(min=0), (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
+def _collapse(boxes: Tensor) -> Tensor:
+    """Collapse degenerate ``xyxy`` boxes to zero width/height at their ``x1``/``y1`` edge."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack((x1, y1, torch.maximum(x1, x2), torch.maximum(y1, y2)), dim=-1)
+
+
+def _area(boxes: Tensor) -> Tensor:
+    """Area of collapsed ``xyxy`` boxes."""
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
 def box_area(boxes: Tensor) -> Tensor:
@@ -110,8 +117,7 @@ def box_area(boxes: Tensor) -> Tensor:
         boxes have area 0. An empty input returns an empty tensor.
     """
     _check_boxes(boxes)
-    w, h = _sides(_upcast(boxes))
-    return w * h
+    return _area(_collapse(_upcast(boxes)))
 
 
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:
@@ -121,12 +127,12 @@ def _safe_div(num: Tensor, den: Tensor) -> Tensor:
 
 
 def _pair(boxes1: Tensor, boxes2: Tensor, aligned: bool) -> tuple[Tensor, Tensor]:
-    """Upcast and broadcast two box sets: ``(N, 1, 4), (1, M, 4)`` or aligned ``(N, 4), (N, 4)``."""
+    """Upcast, collapse and broadcast: ``(N, 1, 4), (1, M, 4)``, or aligned ``(..., 4)`` twice."""
     _check_boxes(boxes1, "boxes1")
     _check_boxes(boxes2, "boxes2")
     boxes1, boxes2 = _upcast(boxes1), _upcast(boxes2)
     dtype = torch.promote_types(boxes1.dtype, boxes2.dtype)
-    boxes1, boxes2 = boxes1.to(dtype), boxes2.to(dtype)
+    boxes1, boxes2 = _collapse(boxes1.to(dtype)), _collapse(boxes2.to(dtype))
     if aligned:
         if boxes1.shape != boxes2.shape:
             raise ValueError(
@@ -140,28 +146,32 @@ def _pair(boxes1: Tensor, boxes2: Tensor, aligned: bool) -> tuple[Tensor, Tensor
     return boxes1[:, None, :], boxes2[None, :, :]
 
 
-def _iou_and_union(b1: Tensor, b2: Tensor) -> tuple[Tensor, Tensor]:
-    """IoU and union of broadcast ``xyxy`` boxes."""
-    w1, h1 = _sides(b1)
-    w2, h2 = _sides(b2)
-    inter_w = (torch.minimum(b1[..., 2], b2[..., 2]) - torch.maximum(b1[..., 0], b2[..., 0])).clamp(min=0)
-    inter_h = (torch.minimum(b1[..., 3], b2[..., 3]) - torch.maximum(b1[..., 1], b2[..., 1])).clamp(min=0)
-    # Degenerate boxes have zero width/height, so their intersection must be zero too.
-    inter = torch.minimum(inter_w, torch.minimum(w1, w2)) * torch.minimum(inter_h, torch.minimum(h1, h2))
-    union = w1 * h1 + w2 * h2 - inter
+# The helpers below take collapsed boxes that broadcast against each other, so one formula
+# serves the pairwise (N, 1, 4) x (1, M, 4) case, the aligned case and the NMS grids.
+
+
+def _iou_and_union(
+    b1: Tensor, b2: Tensor, area1: Tensor | None = None, area2: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """IoU and union of broadcast collapsed boxes; areas may be passed in when precomputed."""
+    area1 = _area(b1) if area1 is None else area1
+    area2 = _area(b2) if area2 is None else area2
+    wh = (torch.minimum(b1[..., 2:], b2[..., 2:]) - torch.maximum(b1[..., :2], b2[..., :2])).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area1 + area2 - inter
     return _safe_div(inter, union), union
 
 
 def _enclosing(b1: Tensor, b2: Tensor) -> tuple[Tensor, Tensor]:
-    """Width and height of the smallest box enclosing both (degenerate boxes by their corners)."""
-    w = torch.maximum(b1[..., 2], b2[..., 2]) - torch.minimum(b1[..., 0], b2[..., 0])
-    h = torch.maximum(b1[..., 3], b2[..., 3]) - torch.minimum(b1[..., 1], b2[..., 1])
-    return w.clamp(min=0), h.clamp(min=0)
+    """Width and height of the smallest box enclosing both."""
+    wh = torch.maximum(b1[..., 2:], b2[..., 2:]) - torch.minimum(b1[..., :2], b2[..., :2])
+    return wh[..., 0], wh[..., 1]
 
 
-def _diou_terms(b1: Tensor, b2: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+def _diou_terms(b1: Tensor, b2: Tensor, eps: float, iou: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """IoU and the DIoU penalty rho^2 / c^2 (squared centre distance over squared diagonal)."""
-    iou, _ = _iou_and_union(b1, b2)
+    if iou is None:
+        iou, _ = _iou_and_union(b1, b2)
     cw, ch = _enclosing(b1, b2)
     centre_dx = (b1[..., 0] + b1[..., 2] - b2[..., 0] - b2[..., 2]) / 2
     centre_dy = (b1[..., 1] + b1[..., 3] - b2[..., 1] - b2[..., 3]) / 2
@@ -230,8 +240,8 @@ def complete_box_iou(boxes1: Tensor, boxes2: Tensor, *, aligned: bool = False, e
     """
     b1, b2 = _pair(boxes1, boxes2, aligned)
     iou, penalty = _diou_terms(b1, b2, eps)
-    w1, h1 = _sides(b1)
-    w2, h2 = _sides(b2)
+    w1, h1 = b1[..., 2] - b1[..., 0], b1[..., 3] - b1[..., 1]
+    w2, h2 = b2[..., 2] - b2[..., 0], b2[..., 3] - b2[..., 1]
     v = (4 / math.pi**2) * (_aspect_angle(w2, h2) - _aspect_angle(w1, h1)) ** 2
     with torch.no_grad():
         alpha = v / (1 - iou + v + eps)

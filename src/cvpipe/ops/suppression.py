@@ -30,7 +30,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from cvpipe.ops.boxes import _diou_terms, _iou_and_union, box_convert
+from cvpipe.ops.boxes import _collapse, _iou_and_union, box_convert
 
 __all__ = [
     "NMS_METHODS",
@@ -46,8 +46,9 @@ __all__ = [
 
 NMS_METHODS = ("hard", "soft", "diou", "weighted", "merge", "and", "matrix")
 
-# Largest number of IoU entries matrix NMS materialises at once (float32: 16 MiB).
-_MATRIX_CHUNK = 1 << 22
+# Largest number of pairwise overlaps materialised at once (float32: 8 MiB). Above it the greedy
+# variants compute overlaps row by row and matrix NMS works through column blocks.
+_GRID_BUDGET = 1 << 21
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,32 +82,41 @@ def _check_threshold(value: float, name: str) -> None:
         raise ValueError(f"{name} must be a number, got {value!r}")
 
 
-def _layouts(scores: Tensor, classes: Tensor | None) -> Iterator[tuple[Tensor, Tensor]]:
+def _layouts(scores: Tensor, classes: Tensor | None, growth: float = 2.0) -> Iterator[tuple[Tensor, Tensor, bool]]:
     """Padded ``(G, L)`` grids of indices into ``scores``, one class per row, best first.
 
-    Yields ``(index, valid)``; ``valid`` marks real entries (padding repeats some real index and
-    must be ignored). Classes are bucketed by the power of two above their size, so a class
-    with thousands of boxes never pads a hundred small ones to its length.
+    Yields ``(index, valid, matrix)``; ``valid`` marks real entries (padding repeats some real
+    index and must be ignored) and ``matrix`` says whether the ``(G, L, L)`` overlap matrix fits
+    in ``_GRID_BUDGET`` entries. Classes are bucketed by size (sizes within a factor ``growth``
+    share a bucket), so a class with thousands of boxes never pads a hundred small ones to its
+    length, and buckets are split into row blocks that respect the budget. A small ``growth``
+    wastes less padding but gives more buckets: right when the work per bucket is a handful of
+    matrix passes, wrong when it is a loop over the bucket's longest row.
     """
     n = scores.numel()
     if n == 0:
         return
     order = torch.sort(scores, descending=True, stable=True).indices
     if classes is None:
-        yield order[None], torch.ones(1, n, dtype=torch.bool, device=scores.device)
-        return
-    # A stable sort by class keeps the score order inside each class.
-    order = order[torch.sort(classes[order], stable=True).indices]
-    _, counts = torch.unique_consecutive(classes[order], return_counts=True)
+        counts = torch.tensor([n], device=scores.device)
+    else:
+        # A stable sort by class keeps the score order inside each class.
+        order = order[torch.sort(classes[order], stable=True).indices]
+        _, counts = torch.unique_consecutive(classes[order], return_counts=True)
     starts = counts.cumsum(0) - counts
-    size_class = torch.ceil(torch.log2(counts.double())).long()
+    size_class = torch.floor(torch.log(counts.double()) / math.log(growth)).long()
     for bucket in torch.unique(size_class).tolist():
         rows = torch.nonzero(size_class == bucket).squeeze(1)
         lengths = counts[rows]
-        positions = torch.arange(int(lengths.max()), device=scores.device)
-        valid = positions < lengths[:, None]
-        flat = (starts[rows, None] + positions).clamp(max=n - 1)
-        yield order[flat], valid
+        length = int(lengths.max())
+        matrix = length * length <= _GRID_BUDGET
+        block = max(1, _GRID_BUDGET // (length * length if matrix else length))
+        positions = torch.arange(length, device=scores.device)
+        for first in range(0, rows.numel(), block):
+            part = slice(first, first + block)
+            valid = positions < lengths[part, None]
+            flat = (starts[rows[part], None] + positions).clamp(max=n - 1)
+            yield order[flat], valid, matrix
 
 
 def _finish(index: Tensor, scores: Tensor, max_det: int | None, *extras: Tensor) -> tuple[Tensor, ...]:
@@ -157,12 +167,17 @@ def nms(
     boxes, scores, classes, candidates = _prepare(boxes, scores, classes, score_threshold)
     if candidates.numel() == 0:
         return _empty_index(boxes)
-    b, s = boxes[candidates], scores[candidates]
+    if score_threshold is not None:
+        boxes, scores = boxes[candidates], scores[candidates]
+        classes = classes[candidates] if classes is not None else None
     if classes is None:
-        keep = torchvision.ops.nms(b, s, float(iou_threshold))
+        keep = torchvision.ops.nms(boxes, scores, float(iou_threshold))
     else:
-        keep = torchvision.ops.batched_nms(b, s, classes[candidates], float(iou_threshold))
-    return _finish(candidates[keep], s[keep], max_det)[0]
+        keep = torchvision.ops.batched_nms(boxes, scores, classes, float(iou_threshold))
+    kept_scores = scores[keep]
+    if score_threshold is not None:
+        keep = candidates[keep]
+    return _finish(keep, kept_scores, max_det)[0]
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
@@ -182,57 +197,142 @@ def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: f
 # --------------------------------------------------------------------------------------------
 
 
-def _iou_overlap(top: Tensor, boxes: Tensor) -> Tensor:
-    return _iou_and_union(top, boxes)[0]
+class _Grid:
+    """One layout's boxes, ``(G, L, 4)`` collapsed ``xyxy``, and their overlaps within each row.
+
+    ``overlap`` is ``"iou"`` or ``"diou"`` (``IoU - (rho^2 / c^2)^beta``). With ``matrix`` the
+    ``(G, L, L)`` overlaps are computed once and :meth:`rows` gathers from them; otherwise each
+    call computes the rows it needs. Both give bit-identical values (same formula, same operand
+    order), so the memory budget never changes a result. Coordinates are kept as separate
+    contiguous ``(G, L)`` planes: broadcasting them is several times faster than slicing
+    ``(..., 4)`` boxes.
+    """
+
+    def __init__(self, boxes: Tensor, valid: Tensor, overlap: str = "iou", beta: float = 1.0, matrix: bool = True):
+        self.boxes, self.valid, self.overlap, self.beta = boxes, valid, overlap, beta
+        x1, y1, x2, y2 = boxes.permute(2, 0, 1).contiguous()
+        planes = [x1, y1, x2, y2, (x2 - x1) * (y2 - y1)]
+        if overlap == "diou":
+            planes += [(x1 + x2) / 2, (y1 + y2) / 2]
+        self.planes = planes
+        self.row_ids = torch.arange(valid.shape[0], device=valid.device)
+        self.matrix = None
+        if matrix:
+            self.matrix = self._measure([p[:, :, None] for p in planes], [p[:, None, :] for p in planes])
+
+    def _measure(self, a: list[Tensor], b: list[Tensor]) -> Tensor:
+        """Overlap of broadcast boxes given as planes ``x1, y1, x2, y2, area[, cx, cy]``."""
+        w = (torch.minimum(a[2], b[2]) - torch.maximum(a[0], b[0])).clamp_(min=0)
+        h = (torch.minimum(a[3], b[3]) - torch.maximum(a[1], b[1])).clamp_(min=0)
+        inter = w.mul_(h)
+        union = (a[4] + b[4]).sub_(inter)
+        iou = torch.where(union > 0, inter.div_(union), 0.0)  # two empty boxes: 0, not NaN
+        if self.overlap == "iou":
+            return iou
+        cw = torch.maximum(a[2], b[2]) - torch.minimum(a[0], b[0])
+        ch = torch.maximum(a[3], b[3]) - torch.minimum(a[1], b[1])
+        rho2 = (a[5] - b[5]).square_().add_((a[6] - b[6]).square_())
+        penalty = rho2.div_(cw.square_().add_(ch.square_()).add_(1e-7))
+        return iou.sub_(penalty if self.beta == 1 else penalty.pow_(self.beta))
+
+    def rows(self, top: Tensor) -> Tensor:
+        """``(G, L)``: overlap of box ``top[g]`` of each row ``g`` with every box of that row."""
+        if self.matrix is not None:
+            return self.matrix[self.row_ids, top]
+        return self._measure([p[self.row_ids, top][:, None] for p in self.planes], self.planes)
 
 
 def _greedy(
-    boxes: Tensor,
-    valid: Tensor,
-    overlap: Callable[[Tensor, Tensor], Tensor],
+    grid: _Grid,
     iou_threshold: float,
     weights: Tensor | None = None,
     confirm_threshold: float | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """Greedy suppression on a ``(G, L)`` grid whose rows are sorted best first.
+    """Greedy suppression on a grid whose rows are sorted best first.
 
     Each pass takes the first live box of every row, keeps it, and kills the live boxes of its
     row that overlap it by more than ``iou_threshold``. The dependency is intrinsic (whether a
     box suppresses depends on whether it survived), so the loop runs once per kept box of the
     longest row, never once per pair; all rows advance together.
 
-    With ``weights`` the kept box's coordinates become the weighted mean of the live boxes it
-    suppresses and of itself (weighted NMS). With ``confirm_threshold`` a kept box is also
-    marked confirmed when another live box overlaps it by more than that ("and" NMS).
+    With ``weights`` the kept box's coordinates become the weighted mean of itself and the live
+    boxes it suppresses (weighted NMS). With ``confirm_threshold`` a kept box is also marked
+    confirmed when another live box overlaps it by more than that ("and" NMS).
 
     Returns ``(kept, merged_boxes, confirmed)``: ``(G, L)`` bool, ``(G, L, 4)`` or ``None``,
     ``(G, L)`` bool or ``None``.
     """
-    rows = torch.arange(valid.shape[0], device=valid.device)
-    alive = valid.clone()
-    kept = torch.zeros_like(valid)
+    rows, boxes = grid.row_ids, grid.boxes
+    alive = grid.valid.clone()
+    kept = torch.zeros_like(alive)
     merged = boxes.clone() if weights is not None else None
-    confirmed = torch.zeros_like(valid) if confirm_threshold is not None else None
+    confirmed = torch.zeros_like(alive) if confirm_threshold is not None else None
     while True:
         has_live = alive.any(1)
         if not bool(has_live.any()):
             break
         top = alive.to(torch.uint8).argmax(1)  # first live entry = best remaining box
-        ov = overlap(boxes[rows, top][:, None, :], boxes)  # (G, L)
-        kept[rows, top] |= has_live  # rows with nothing live point at 0: leave it alone
-        is_top = torch.zeros_like(alive)
-        is_top[rows, top] = True
-        others = alive & ~is_top
+        # Rows with nothing live point at entry 0; every update below is masked by has_live.
+        kept[rows, top] |= has_live
+        alive[rows, top] = False
+        overlap = grid.rows(top)
+        suppressed = alive & (overlap > iou_threshold)
         if merged is not None:
-            cluster = (alive & (ov > iou_threshold)) | (is_top & has_live[:, None])
-            w = torch.where(cluster, weights, torch.zeros_like(weights))
-            total = w.sum(1, keepdim=True)
-            mean = (w[..., None] * boxes).sum(1) / torch.where(total > 0, total, torch.ones_like(total))
-            # All-zero weights leave the box as it is instead of dividing by zero.
-            merged[rows, top] = torch.where(has_live[:, None] & (total > 0), mean, merged[rows, top])
+            w = torch.where(suppressed, weights, torch.zeros_like(weights))
+            w_top = weights[rows, top]
+            total = w.sum(1) + w_top
+            weighted_sum = torch.bmm(w[:, None, :], boxes).squeeze(1) + w_top[:, None] * boxes[rows, top]
+            mean = weighted_sum / torch.where(total > 0, total, torch.ones_like(total))[:, None]
+            # Finished rows keep what they have; all-zero weights leave the box as it is.
+            merged[rows, top] = torch.where((has_live & (total > 0))[:, None], mean, merged[rows, top])
         if confirmed is not None:
-            confirmed[rows, top] |= has_live & (others & (ov > confirm_threshold)).any(1)
-        alive = others & ~(ov > iou_threshold)
+            confirmed[rows, top] |= has_live & (alive & (overlap > confirm_threshold)).any(1)
+        alive &= ~suppressed
+    return kept, merged, confirmed
+
+
+def _greedy_matrix(
+    grid: _Grid,
+    iou_threshold: float,
+    weights: Tensor | None = None,
+    confirm_threshold: float | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """:func:`_greedy` on a grid whose overlap matrix is materialised: same results, no per-box loop.
+
+    Greedy NMS keeps box ``j`` exactly when no kept box before it suppresses it. Iterating that
+    rule from "everything kept" reaches its only fixed point (Cluster-NMS, Zheng et al. 2021):
+    box ``j`` depends only on earlier boxes, so each pass settles at least one more of them and
+    the pass count is the depth of the longest suppression chain, a handful in practice.
+    The owner of each suppressed box (the first kept box that removes it) then gives the
+    clusters of weighted NMS and the boxes still live when each box is chosen ("and" NMS).
+    """
+    valid, overlap = grid.valid, grid.matrix
+    positions = torch.arange(valid.shape[1], device=valid.device)
+    later = positions[:, None] < positions[None, :]  # (i, j): i comes before j
+    suppresses = (overlap > iou_threshold) & later & valid[:, :, None]  # (G, i, j)
+    kept = valid
+    while True:
+        settled = valid & ~(suppresses & kept[:, :, None]).any(1)
+        if torch.equal(settled, kept):
+            break
+        kept = settled
+    merged = confirmed = None
+    if weights is None and confirm_threshold is None:
+        return kept, merged, confirmed
+    by_kept = suppresses & kept[:, :, None]
+    removed = by_kept.any(1)  # (G, j)
+    owner = by_kept.to(torch.uint8).argmax(1)  # (G, j): first kept box that suppresses j
+    if weights is not None:
+        cluster = by_kept & (owner[:, None, :] == positions[None, :, None])  # (G, i, j): j joins i
+        w = cluster.to(weights.dtype) * weights[:, None, :]
+        total = w.sum(2) + weights
+        weighted_sum = torch.bmm(w, grid.boxes) + weights[..., None] * grid.boxes
+        mean = weighted_sum / torch.where(total > 0, total, torch.ones_like(total))[..., None]
+        merged = torch.where((total > 0)[..., None], mean, grid.boxes)
+    if confirm_threshold is not None:
+        # j is still live when i is chosen unless a kept box before i already removed it.
+        live = ~removed[:, None, :] | (owner[:, None, :] >= positions[None, :, None])
+        confirmed = ((overlap > confirm_threshold) & later & valid[:, None, :] & live).any(2)
     return kept, merged, confirmed
 
 
@@ -243,27 +343,28 @@ def _greedy_nms(
     classes: Tensor | None,
     score_threshold: float | None,
     max_det: int | None,
-    overlap: Callable[[Tensor, Tensor], Tensor],
+    overlap: str = "iou",
+    beta: float = 1.0,
     merge: bool = False,
     confirm_threshold: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     _check_threshold(iou_threshold, "iou_threshold")
     boxes, scores, classes, candidates = _prepare(boxes, scores, classes, score_threshold)
-    b, s = boxes[candidates], scores[candidates]
+    b, s = _collapse(boxes[candidates]), scores[candidates]
     c = classes[candidates] if classes is not None else None
     picked, out_boxes = [_empty_index(boxes)], [boxes.new_empty(0, 4)]
-    for index, valid in _layouts(s, c):
-        grid_boxes = b[index]
-        kept, merged, confirmed = _greedy(
-            grid_boxes, valid, overlap, iou_threshold, s[index] if merge else None, confirm_threshold
-        )
+    for index, valid, matrix in _layouts(s, c, growth=1.25):
+        grid = _Grid(b[index], valid, overlap, beta, matrix)
+        run = _greedy_matrix if matrix else _greedy
+        kept, merged, confirmed = run(grid, iou_threshold, s[index] if merge else None, confirm_threshold)
         if confirmed is not None:
             kept &= confirmed
         picked.append(index[kept])
-        out_boxes.append((merged if merged is not None else grid_boxes)[kept])
+        # Merged boxes are returned; everything else returns the caller's (uncollapsed) boxes.
+        out_boxes.append(merged[kept] if merged is not None else boxes[candidates[index[kept]]])
     local = torch.cat(picked)
-    keep, _, merged_boxes = _finish(candidates[local], s[local], max_det, torch.cat(out_boxes))
-    return keep, merged_boxes
+    keep, _, out = _finish(candidates[local], s[local], max_det, torch.cat(out_boxes))
+    return keep, out
 
 
 def diou_nms(
@@ -291,11 +392,7 @@ def diou_nms(
         ``(K,)`` ``int64`` kept indices, best score first; empty for empty input.
     """
 
-    def overlap(top: Tensor, grid: Tensor) -> Tensor:
-        iou, penalty = _diou_terms(top, grid, 1e-7)
-        return iou - penalty**beta
-
-    return _greedy_nms(boxes, scores, iou_threshold, classes, score_threshold, max_det, overlap)[0]
+    return _greedy_nms(boxes, scores, iou_threshold, classes, score_threshold, max_det, "diou", beta)[0]
 
 
 def weighted_nms(
@@ -323,7 +420,7 @@ def weighted_nms(
         ``(K, 4)`` merged ``xyxy`` boxes (a box whose cluster weights sum to 0 is left as is).
         Empty tensors for empty input.
     """
-    return _greedy_nms(boxes, scores, iou_threshold, classes, score_threshold, max_det, _iou_overlap, merge=True)
+    return _greedy_nms(boxes, scores, iou_threshold, classes, score_threshold, max_det, merge=True)
 
 
 def and_nms(
@@ -360,7 +457,6 @@ def and_nms(
         classes,
         score_threshold,
         max_det,
-        _iou_overlap,
         confirm_threshold=confirm_threshold,
     )[0]
 
@@ -406,11 +502,12 @@ def soft_nms(
     if method == "gaussian" and not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma!r}")
     boxes, scores, classes, candidates = _prepare(boxes, scores, classes, score_threshold)
-    b, s = boxes[candidates], scores[candidates]
+    b, s = _collapse(boxes[candidates]), scores[candidates]
     c = classes[candidates] if classes is not None else None
     picked, decayed = [_empty_index(boxes)], [s.new_empty(0)]
-    for index, valid in _layouts(s, c):
-        kept, current = _soft_decay(b[index], s[index], valid, method, sigma, iou_threshold, score_threshold)
+    for index, valid, matrix in _layouts(s, c):
+        grid = _Grid(b[index], valid, matrix=matrix)
+        kept, current = _soft_decay(grid, s[index], method, sigma, iou_threshold, score_threshold)
         picked.append(index[kept])
         decayed.append(current[kept])
     local = torch.cat(picked)
@@ -419,40 +516,40 @@ def soft_nms(
 
 
 def _soft_decay(
-    boxes: Tensor,
+    grid: _Grid,
     scores: Tensor,
-    valid: Tensor,
     method: str,
     sigma: float,
     iou_threshold: float,
     score_threshold: float | None,
 ) -> tuple[Tensor, Tensor]:
-    """Soft-NMS on a ``(G, L)`` grid; returns ``kept`` and the scores each box was kept with.
+    """Soft-NMS on a grid; returns ``kept`` and the scores each box was kept with.
 
     Which box comes next depends on the decay applied by every earlier choice, so the loop runs
     once per kept box of the longest row (never once per pair); all rows advance together.
     """
-    rows = torch.arange(valid.shape[0], device=valid.device)
+    rows = grid.row_ids
     current = scores.clone()
-    alive = valid if score_threshold is None else valid & (current > score_threshold)
-    kept = torch.zeros_like(valid)
+    alive = grid.valid.clone()
+    if score_threshold is not None:
+        alive &= current > score_threshold
+    kept = torch.zeros_like(alive)
     minus_inf = torch.tensor(-math.inf, dtype=scores.dtype, device=scores.device)
     while True:
-        best, top = torch.where(alive, current, minus_inf).max(1)  # first maximum on ties
         has_live = alive.any(1)
         if not bool(has_live.any()):
             break
+        top = torch.where(alive, current, minus_inf).argmax(1)  # first maximum on ties
         kept[rows, top] |= has_live
-        alive = alive.clone()
         alive[rows, top] = False
-        iou = _iou_overlap(boxes[rows, top][:, None, :], boxes)
+        iou = grid.rows(top)
         if method == "gaussian":
             factor = torch.exp(-(iou * iou) / sigma)
         else:
             factor = torch.where(iou > iou_threshold, 1 - iou, torch.ones_like(iou))
         current = torch.where(alive, current * factor, current)
         if score_threshold is not None:
-            alive = alive & (current > score_threshold)
+            alive &= current > score_threshold
     return kept, current
 
 
@@ -489,8 +586,9 @@ def matrix_nms(
         raise ValueError(f"unknown matrix-NMS kernel {kernel!r}; expected 'gaussian' or 'linear'")
     boxes, scores, classes, _ = _prepare(boxes, scores, classes, None)
     picked, decayed = [_empty_index(boxes)], [scores.new_empty(0)]
-    for index, valid in _layouts(scores, classes):
-        grid_scores = scores[index] * _matrix_decay(boxes[index], valid, kernel, sigma)
+    collapsed = _collapse(boxes)
+    for index, valid, _ in _layouts(scores, classes):
+        grid_scores = scores[index] * _matrix_decay(collapsed[index], valid, kernel, sigma)
         keep = valid if score_threshold is None else valid & (grid_scores > score_threshold)
         picked.append(index[keep])
         decayed.append(grid_scores[keep])
@@ -502,7 +600,7 @@ def _matrix_decay(boxes: Tensor, valid: Tensor, kernel: str, sigma: float) -> Te
     """``(G, L)`` decay factors for rows sorted best first (see :func:`matrix_nms`).
 
     The upper-triangular IoU matrix is built a block of columns at a time so that no more than
-    about ``_MATRIX_CHUNK`` entries exist at once; column ``j`` only needs rows ``i < j``.
+    about ``_GRID_BUDGET`` entries exist at once; column ``j`` only needs rows ``i < j``.
     """
     groups, length = valid.shape
 
@@ -511,11 +609,11 @@ def _matrix_decay(boxes: Tensor, valid: Tensor, kernel: str, sigma: float) -> Te
 
     compensate = boxes.new_zeros(groups, length)
     decay = boxes.new_ones(groups, length)
-    step = max(1, _MATRIX_CHUNK // max(1, groups * length))
+    step = max(1, _GRID_BUDGET // max(1, groups * length))
     positions = torch.arange(length, device=boxes.device)
     for start in range(0, length, step):
         stop = min(length, start + step)
-        iou = _iou_overlap(boxes[:, :stop, None, :], boxes[:, None, start:stop, :])  # (G, i<stop, j)
+        iou = _iou_and_union(boxes[:, :stop, None, :], boxes[:, None, start:stop, :])[0]  # (G, i<stop, j)
         better = (positions[:stop, None] < positions[None, start:stop]) & valid[:, :stop, None]
         iou = torch.where(better, iou, torch.zeros_like(iou))
         compensate[:, start:stop] = iou.amax(1)
