@@ -20,6 +20,9 @@ COMMAND_MODULES = [
     "evaluate",  # `cvpipe eval`
     "predict",
     "models",
+    "convert",
+    "check_detection",  # `cvpipe check-detection`
+    "det_eval",  # `cvpipe det-eval`
 ]
 
 

@@ -139,6 +139,7 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         image_by_id[iid] = b.add_image(ImageInfo(file_name, width, height, iid, split, folder / file_name, name, extra))
 
     seen_ann: set = set()
+    pending = []  # boxes are converted together at the end: one array operation, not one per object
     for i, a in enumerate(data["annotations"]):
         try:
             if not isinstance(a, dict):
@@ -157,14 +158,16 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
             if isinstance(ann_id, bool) or not isinstance(ann_id, int):
                 raise DataError(f"id {ann_id!r} is not an integer")
         except DataError as e:
-            b.issue(name, f"annotations[{i}]: {e}; skipped", index=None)
+            b.issue(name, f"annotations[{i}]: {e}; skipped")
             continue
         if ann_id in seen_ann and ann_id != -1:
             b.issue(name, f"annotations[{i}]: duplicate annotation id {ann_id}")
         seen_ann.add(ann_id)
         extra = {k: v for k, v in a.items() if k not in _ANN_KEYS}
-        box = convert_boxes(xywh, "xywh", "xyxy")[0]
-        b.add_object(image_by_id[a["image_id"]], box, cid, bool(a.get("iscrowd", 0)), area, ann_id, i, extra)
+        pending.append((xywh, image_by_id[a["image_id"]], cid, bool(a.get("iscrowd", 0)), area, ann_id, i, extra))
+    boxes = convert_boxes([p[0] for p in pending], "xywh", "xyxy")
+    for box, (_, image, cid, crowd, area, ann_id, i, extra) in zip(boxes, pending):
+        b.add_object(image, box, cid, crowd, area, ann_id, i, extra)
 
 
 def _coco_json(ds: DetectionDataset, image_ids: np.ndarray, ann_ids: np.ndarray, images: list[int]) -> dict:
