@@ -3,8 +3,12 @@
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The suite runs one pytest worker per core; more intra-op threads than cores makes OpenMP
+# spin-wait, which slows tiny ops a hundredfold.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -108,13 +108,18 @@ def _data_config(trained: Trained, data: Optional[str], overrides: Sequence[str]
 
 
 def _pick_split(splits, split: str):
-    from cvpipe.data.datasets import concat_datasets
+    from cvpipe.data.datasets import ImageDataset
 
     if split == "all":
         parts = [d for d in (splits.train, splits.val, splits.test) if d is not None and len(d)]
-        if not parts:
-            raise DataError("the dataset has no readable images")
-        return concat_datasets(parts)
+        first = parts[0]
+        return ImageDataset(
+            [p for d in parts for p in d.paths],
+            torch.cat([d.targets for d in parts]),
+            first.classes,
+            multi_label=first.multi_label,
+            mode=first.mode,
+        )
     dataset = getattr(splits, split)
     if dataset is None or len(dataset) == 0:
         raise DataError(f"the dataset has no {split} images; use split=all to evaluate every image")
@@ -122,16 +127,22 @@ def _pick_split(splits, split: str):
 
 
 def _align_classes(dataset, classes: list[str]):
-    """Re-index targets to the checkpoint's class order (matched by name)."""
-    from cvpipe.data.datasets import remap_classes
+    """Re-index targets to the checkpoint's class order, matching classes by name."""
+    from cvpipe.data.datasets import ImageDataset
 
     unknown = [c for c in dataset.classes if c not in classes]
     if unknown:
-        raise DataError(
-            f"the data has classes the model was not trained on: {', '.join(unknown[:5])}"
-            f"{'...' if len(unknown) > 5 else ''} (model classes: {', '.join(classes[:10])}...)"
-        )
-    return remap_classes(dataset, classes)
+        shown = ", ".join(unknown[:5]) + ("..." if len(unknown) > 5 else "")
+        raise DataError(f"the data has classes the model was not trained on: {shown} (the model knows {len(classes)})")
+    if list(dataset.classes) == list(classes):
+        return dataset
+    position = torch.tensor([classes.index(c) for c in dataset.classes])
+    if dataset.multi_label:
+        targets = torch.zeros((len(dataset), len(classes)), dtype=dataset.targets.dtype)
+        targets[:, position] = dataset.targets
+    else:
+        targets = position[dataset.targets]
+    return ImageDataset(dataset.paths, targets, classes, multi_label=dataset.multi_label, mode=dataset.mode)
 
 
 def _single_label(logits, targets, trained: Trained, paths, out_dir, n_mistakes: int) -> dict[str, Any]:

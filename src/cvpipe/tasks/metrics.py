@@ -31,7 +31,8 @@ def validation_metrics(
     if multi_label:
         from cvpipe.engine.metrics import multilabel_report
 
-        report = multilabel_report(torch.sigmoid(logits), targets, None, threshold=threshold)
+        names = [str(c) for c in range(logits.shape[1])]
+        report = multilabel_report(torch.sigmoid(logits), targets, names, threshold=threshold)
         metrics["val/mAP"] = float(report["mAP"])
         metrics["val/F1"] = float(report["macro"]["f1"])
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -132,7 +133,7 @@ def _collate(batch):
 def _predict_images(trained, paths, device, topk, threshold, batch_size, out_dir, verbose) -> list[Prediction]:
     log = get_logger()
     loader = torch.utils.data.DataLoader(
-        _ImageFiles(paths, trained), batch_size=batch_size, num_workers=min(4, len(paths) // batch_size), collate_fn=_collate
+        _ImageFiles(paths, trained), batch_size=batch_size, num_workers=min(4, os.cpu_count() or 1, len(paths) // batch_size), collate_fn=_collate
     )
     preds: list[Prediction] = []
     for batch in Progress(loader, desc="predict", enabled=len(paths) > batch_size, unit="batch"):

@@ -89,9 +89,12 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
     if info.is_main:
         logger.info(f"run folder: {run_dir}")
         splits = build_splits(cfg.data, cfg.model.in_chans)
+        logger.info(f"data: {splits.describe()}")
+        for warning in splits.warnings:
+            logger.warning(warning)
         if splits.skipped:
-            splits.write_report(run_dir / "skipped_files.txt")
-            logger.warning(f"{len(splits.skipped)} unreadable files skipped; see {run_dir / 'skipped_files.txt'}")
+            report = splits.write_report(run_dir)
+            logger.warning(f"{len(splits.skipped)} unusable files skipped; the list with reasons is in {report}")
         if resume_ckpt is not None and list(resume_ckpt.get("classes", [])) != list(splits.classes):
             raise CheckpointError(f"{t.resume}: its classes differ from the data's; resume with the same data")
         mean, std = resolve_mean_std(cfg.data.augment, splits.train, cfg.model.in_chans)
@@ -120,7 +123,6 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
         seed=t.seed,
         distributed=info.distributed,
         balanced=cfg.data.balanced_sampling,
-        persistent=not t.deterministic,
     )
     val_loader = build_loader(
         splits.val, per_rank_batch, train=False, workers=cfg.data.workers, seed=t.seed, distributed=info.distributed
