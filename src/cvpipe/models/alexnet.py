@@ -101,11 +101,11 @@ class AlexNet(Classifier):
 
 @register_model
 def alexnet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
-    """torchvision AlexNet: 64/192/384/256/256, FC 9216-4096-4096 (61,100,840 params)."""
+    """AlexNet as in torchvision: 64/192/384/256/256 channels, FC 9216-4096-4096."""
     return AlexNet(num_classes, in_chans, **kwargs)
 
 
 @register_model
 def alexnet_half(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> AlexNet:
-    """One tower of the original AlexNet: 48/128/192/192/128, FC 4608-2048-2048."""
+    """One tower of the original AlexNet (the notes): 48/128/192/192/128, FC 4608-2048-2048."""
     return AlexNet(num_classes, in_chans, widths=(48, 128, 192, 192, 128), hidden=2048, **kwargs)

@@ -44,5 +44,13 @@ class Classifier(nn.Module, abc.ABC):
     @abc.abstractmethod
     def reset_classifier(self, num_classes: int) -> None: ...
 
+    def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Translate a foreign checkpoint layout to this model's (default: unchanged).
+
+        ``cvpipe.models.weights.load_pretrained`` calls it before matching keys; ViT uses it
+        for timm key names and position embeddings learnt at another resolution.
+        """
+        return state_dict
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

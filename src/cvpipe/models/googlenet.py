@@ -166,12 +166,13 @@ class GoogLeNet(Classifier):
             self.aux1 = self.aux2 = None
 
     def _init_weights(self) -> None:
-        # Truncated normal (std 0.01, within 2 std) for convs and linears, as torchvision does.
+        # The notes' init: He-normal convs (fan-out), N(0, 0.01) linears, unit norms.
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-0.02, b=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -213,5 +214,5 @@ class GoogLeNet(Classifier):
 
 @register_model
 def googlenet(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> GoogLeNet:
-    """GoogLeNet (Inception v1) with BN and two auxiliary classifiers (13.0 M params with aux)."""
+    """GoogLeNet (Inception v1) with BN and two auxiliary classifiers (training only)."""
     return GoogLeNet(num_classes, in_chans, **kwargs)

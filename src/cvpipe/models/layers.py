@@ -21,7 +21,6 @@ from typing import Callable, Optional, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision.ops import FrozenBatchNorm2d
 
 from cvpipe.errors import ConfigError
 
@@ -104,11 +103,22 @@ def _identity_norm(num_channels: int, **kwargs) -> nn.Module:
     return nn.Identity()
 
 
+def frozen_batch_norm(num_channels: int, eps: float = 1e-5) -> nn.Module:
+    """BatchNorm with fixed statistics and affine parameters (buffers, never trained).
+
+    torchvision's ``FrozenBatchNorm2d``: same state-dict keys as ``BatchNorm2d``, so BN
+    weights load into it; imported on use to keep ``import cvpipe.models`` light.
+    """
+    from torchvision.ops import FrozenBatchNorm2d
+
+    return FrozenBatchNorm2d(num_channels, eps=eps)
+
+
 _NORMS: dict[str, Callable[..., nn.Module]] = {
     "batchnorm": nn.BatchNorm2d,
     "groupnorm": group_norm,
     "layernorm": LayerNorm2d,
-    "frozen_bn": FrozenBatchNorm2d,
+    "frozen_bn": frozen_batch_norm,
     "identity": _identity_norm,
 }
 _NORM_ALIASES = {
@@ -213,6 +223,7 @@ __all__ = [
     "ConvNormAct",
     "LayerNorm2d",
     "create_act",
+    "frozen_batch_norm",
     "get_act_layer",
     "get_norm_layer",
     "group_norm",

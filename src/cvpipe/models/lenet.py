@@ -78,11 +78,11 @@ class LeNet(Classifier):
 
 @register_model
 def lenet(num_classes: int = 10, in_chans: int = 3, **kwargs) -> LeNet:
-    """CIFAR-sized LeNet: 3x32x32, conv 16/32 k5, FC 800-120-84 (121,182 params at 10 classes)."""
+    """CIFAR-sized LeNet for 3x32x32 images: conv 16/32 k5, FC 800-120-84."""
     return LeNet(num_classes, in_chans, widths=(16, 32), first_padding=0, **kwargs)
 
 
 @register_model
 def lenet_digits(num_classes: int = 10, in_chans: int = 1, **kwargs) -> LeNet:
-    """LeNet-5 for 28/32 px digits: conv 6/16 k5 (first padded by 2), FC 400-120-84 (62,006 params)."""
+    """LeNet-5 for 28/32 px digits: conv 6/16 k5 (first padded by 2), FC 400-120-84."""
     return LeNet(num_classes, in_chans, widths=(6, 16), first_padding=2, **kwargs)

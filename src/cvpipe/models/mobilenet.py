@@ -196,7 +196,7 @@ class MobileNetV2(_MobileNetBase):
 
 @register_model
 def mobilenet_v1(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV1:
-    """MobileNet v1, width multiplier ``width_mult`` (default 1.0: 4.2 M params)."""
+    """MobileNet v1, depthwise-separable convs; kwarg width_mult (default 1.0)."""
     return MobileNetV1(num_classes, in_chans, **kwargs)
 
 
@@ -209,5 +209,5 @@ def mobilenet_v1_050(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> Mo
 
 @register_model
 def mobilenet_v2(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV2:
-    """MobileNet v2, width multiplier ``width_mult`` (default 1.0: 3,504,872 params)."""
+    """MobileNet v2, inverted residuals with linear bottlenecks; kwarg width_mult (default 1.0)."""
     return MobileNetV2(num_classes, in_chans, **kwargs)

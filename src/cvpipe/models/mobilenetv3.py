@@ -183,11 +183,11 @@ class MobileNetV3(Classifier):
 
 @register_model
 def mobilenet_v3_large(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV3:
-    """MobileNetV3-Large (5,483,032 params at 1000 classes)."""
+    """MobileNetV3-Large: inverted residuals with SE and hard-swish, 1280-wide head."""
     return MobileNetV3(LARGE_CFG, 1280, num_classes, in_chans, **kwargs)
 
 
 @register_model
 def mobilenet_v3_small(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> MobileNetV3:
-    """MobileNetV3-Small (2,542,856 params at 1000 classes)."""
+    """MobileNetV3-Small: inverted residuals with SE and hard-swish, 1024-wide head."""
     return MobileNetV3(SMALL_CFG, 1024, num_classes, in_chans, **kwargs)

@@ -69,3 +69,26 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs
 def _load_zoo() -> None:
     # Importing the package runs every family module's @register_model decorators.
     import cvpipe.models  # noqa: F401
+
+
+def describe_models(pattern: str = "*", num_classes: int = 1000, in_chans: int = 3) -> list[dict]:
+    """One row per registered model matching ``pattern``: name, parameter count, summary.
+
+    Models are built on the ``meta`` device: shapes without memory or initialisation, so
+    listing the whole zoo takes well under a second.
+    """
+    import torch
+
+    rows = []
+    for name in list_models(pattern):
+        with torch.device("meta"):
+            model = _MODELS[name](num_classes=num_classes, in_chans=in_chans)
+        doc = (_MODELS[name].__doc__ or "").strip().splitlines()
+        rows.append(
+            {
+                "name": name,
+                "params": sum(p.numel() for p in model.parameters()),
+                "summary": doc[0] if doc else "",
+            }
+        )
+    return rows

@@ -232,31 +232,31 @@ def _resnet(block: Block, layers: list[int], num_classes: int, in_chans: int, **
 
 @register_model
 def resnet18(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-18: BasicBlock x [2, 2, 2, 2] (11.7 M params)."""
+    """ResNet-18: BasicBlock x [2, 2, 2, 2]."""
     return _resnet(BasicBlock, [2, 2, 2, 2], num_classes, in_chans, **kwargs)
 
 
 @register_model
 def resnet34(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-34: BasicBlock x [3, 4, 6, 3] (21.8 M params)."""
+    """ResNet-34: BasicBlock x [3, 4, 6, 3]."""
     return _resnet(BasicBlock, [3, 4, 6, 3], num_classes, in_chans, **kwargs)
 
 
 @register_model
 def resnet50(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-50 v1.5: Bottleneck x [3, 4, 6, 3] (25,557,032 params)."""
+    """ResNet-50 v1.5: Bottleneck x [3, 4, 6, 3]."""
     return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, in_chans, **kwargs)
 
 
 @register_model
 def resnet101(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-101 v1.5: Bottleneck x [3, 4, 23, 3] (44.5 M params)."""
+    """ResNet-101 v1.5: Bottleneck x [3, 4, 23, 3]."""
     return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, in_chans, **kwargs)
 
 
 @register_model
 def resnet152(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> ResNet:
-    """ResNet-152 v1.5: Bottleneck x [3, 8, 36, 3] (60.2 M params)."""
+    """ResNet-152 v1.5: Bottleneck x [3, 8, 36, 3]."""
     return _resnet(Bottleneck, [3, 8, 36, 3], num_classes, in_chans, **kwargs)
 
 

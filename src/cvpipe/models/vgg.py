@@ -38,6 +38,7 @@ class VGG(Classifier):
         num_classes: int = 1000,
         in_chans: int = 3,
         batch_norm: bool = False,
+        hidden: int = 4096,
         drop_rate: float = 0.5,
         act_layer: LayerSpec = "",
         norm_layer: LayerSpec = "",
@@ -60,12 +61,13 @@ class VGG(Classifier):
             chans = int(v)
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.num_features = 4096
+        # ``hidden`` (default 4096 as in the paper) thins the 120 M-parameter classifier for small data.
+        self.num_features = hidden
         self.classifier = nn.Sequential(
-            nn.Linear(chans * 7 * 7, 4096),
+            nn.Linear(chans * 7 * 7, hidden),
             create_act(act_layer, inplace=True),
             nn.Dropout(drop_rate),
-            nn.Linear(4096, 4096),
+            nn.Linear(hidden, hidden),
             create_act(act_layer, inplace=True),
             nn.Dropout(drop_rate),
             self._make_head(num_classes),  # 6

@@ -15,7 +15,8 @@ Any input whose sides divide by P works: the position embedding, learnt on a
 checkpoint's grid differs, at run time when the input size differs). Sizes follow DeiT/ViT:
 tiny D=192/3 heads, small D=384/6 heads, base D=768/12 heads, all with 12 blocks. Module
 names follow torchvision (``conv_proj``, ``encoder.layers.encoder_layer_i``, ``heads.head``),
-so its ``vit_b_16``/``vit_b_32`` weights load unchanged.
+so its ``vit_b_16``/``vit_b_32`` weights load unchanged; timm ViT checkpoints (DeiT-Ti/S, ViT-B)
+are renamed on load (same maths: pre-norm blocks, packed qkv, LayerNorm eps 1e-6).
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class VisionTransformer(Classifier):
         if patch_embed == "conv":
             self.conv_proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
             fan_in = in_chans * patch_size * patch_size
-            nn.init.trunc_normal_(self.conv_proj.weight, std=math.sqrt(1 / fan_in))
+            nn.init.normal_(self.conv_proj.weight, std=math.sqrt(1 / fan_in))  # LeCun normal
             nn.init.zeros_(self.conv_proj.bias)
         else:
             self.patch_proj = nn.Linear(in_chans * patch_size * patch_size, embed_dim)
@@ -180,11 +181,11 @@ class VisionTransformer(Classifier):
         return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def _init_linears(self) -> None:
-        for name, m in self.named_modules():
+        # Xavier-uniform weights and zero biases, as in the paper's reference (JAX) code.
+        for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, N, D) patch tokens."""
@@ -217,6 +218,10 @@ class VisionTransformer(Classifier):
         self.num_classes = num_classes
         self.heads.head = self._make_head(num_classes)
 
+    def adapt_state_dict(self, state_dict: dict) -> dict:
+        """Translate a timm ViT or another resolution / patch-embedding form to this model."""
+        return adapt_vit_state_dict(self, state_dict)
+
     def tokens_to_map(self, tokens: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:
         """(B, 1 + h*w, D) tokens of an image of size ``image_hw`` -> (B, D, h, w) map (for CAM)."""
         h, w = image_hw[0] // self.patch_size, image_hw[1] // self.patch_size
@@ -235,14 +240,54 @@ def _resample_to(pos: torch.Tensor, old: tuple[int, int], new: tuple[int, int]) 
     return torch.cat([prefix, grid.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], d)], dim=1)
 
 
-def _adapt_vit_state_dict(module: VisionTransformer, state_dict: dict, prefix: str, *args) -> None:
-    """Load-time adaptation: resample the position embedding to this model's grid, and turn a
-    ``conv_proj`` patch embedding into the equivalent ``patch_proj`` Linear (and back)."""
+def _adapt_vit_state_dict(module: "VisionTransformer", state_dict: dict, prefix: str, *args) -> None:
+    # load_state_dict pre-hook: plain ``model.load_state_dict(foreign_sd)`` adapts too.
     adapt_vit_state_dict(module, state_dict, prefix)
 
 
-def adapt_vit_state_dict(model: VisionTransformer, state_dict: dict, prefix: str = "") -> dict:
-    """Make a ViT checkpoint fit ``model`` in place: position-embedding grid and patch-embedding form."""
+_TIMM_BLOCK_KEYS = {
+    "norm1": "ln_1",
+    "attn.qkv.weight": "self_attention.in_proj_weight",
+    "attn.qkv.bias": "self_attention.in_proj_bias",
+    "attn.proj": "self_attention.out_proj",
+    "norm2": "ln_2",
+    "mlp.fc1": "mlp.0",
+    "mlp.fc2": "mlp.3",
+}
+_TIMM_TOP_KEYS = {
+    "cls_token": "class_token",
+    "pos_embed": "encoder.pos_embedding",
+    "patch_embed.proj": "conv_proj",
+    "norm": "encoder.ln",
+    "head": "heads.head",
+}
+
+
+def _rename_timm(state_dict: dict, prefix: str) -> None:
+    """timm ``VisionTransformer`` names -> ours (same maths: pre-norm, packed qkv, LN eps 1e-6)."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        new = None
+        if rest.startswith("blocks."):
+            _, idx, tail = rest.split(".", 2)
+            for old, ours in _TIMM_BLOCK_KEYS.items():
+                if tail == old or tail.startswith(old + "."):
+                    new = f"encoder.layers.encoder_layer_{idx}.{ours}{tail[len(old):]}"
+                    break
+        else:
+            for old, ours in _TIMM_TOP_KEYS.items():
+                if rest == old or rest.startswith(old + "."):
+                    new = ours + rest[len(old):]
+                    break
+        if new is not None:
+            state_dict[prefix + new] = state_dict.pop(key)
+
+
+def adapt_vit_state_dict(model: "VisionTransformer", state_dict: dict, prefix: str = "") -> dict:
+    """Make a ViT checkpoint fit ``model``, in place: timm key names, the position-embedding
+    grid, and the patch-embedding form (``conv_proj`` conv <-> ``patch_proj`` Linear)."""
+    if prefix + "blocks.0.attn.qkv.weight" in state_dict:
+        _rename_timm(state_dict, prefix)
     key = prefix + "encoder.pos_embedding"
     own = model.encoder.pos_embedding
     if key in state_dict and state_dict[key].shape != own.shape and state_dict[key].shape[-1] == own.shape[-1]:
@@ -250,7 +295,7 @@ def adapt_vit_state_dict(model: VisionTransformer, state_dict: dict, prefix: str
     p, c = model.patch_size, model.in_chans
     conv_w, lin_w = prefix + "conv_proj.weight", prefix + "patch_proj.weight"
     if model.patch_embed == "split" and conv_w in state_dict:
-        w = state_dict.pop(conv_w)  # (D, C, p, p) -> (D, p*p*C), in the (p1 p2 c) order of _embed
+        w = state_dict.pop(conv_w)  # (D, C, p, p) -> (D, p*p*C), the (p1 p2 c) order of _embed
         state_dict[lin_w] = w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)
         state_dict[prefix + "patch_proj.bias"] = state_dict.pop(prefix + "conv_proj.bias")
     elif model.patch_embed == "conv" and lin_w in state_dict and state_dict[lin_w].shape[1] == p * p * c:
@@ -294,11 +339,11 @@ def vit_s_32(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VisionTran
 
 @register_model
 def vit_b_16(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VisionTransformer:
-    """ViT-Base/16: D=768, 12 blocks, 12 heads (86,567,656 params at 224 px, 1000 classes)."""
+    """ViT-Base/16: D=768, 12 blocks, 12 heads, 16x16 patches."""
     return _vit("b", 16, num_classes, in_chans, **kwargs)
 
 
 @register_model
 def vit_b_32(num_classes: int = 1000, in_chans: int = 3, **kwargs) -> VisionTransformer:
-    """ViT-Base/32: D=768, 12 blocks, 12 heads (88,224,232 params at 224 px, 1000 classes)."""
+    """ViT-Base/32: D=768, 12 blocks, 12 heads, 32x32 patches."""
     return _vit("b", 32, num_classes, in_chans, **kwargs)

@@ -1,0 +1,39 @@
+"""``cvpipe models [PATTERN]``: list the model zoo with parameter counts."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    from cvpipe.cli import formatter
+
+    p = subparsers.add_parser(
+        "models",
+        help="list the model zoo with parameter counts",
+        description="List every registered model (or those matching a shell-style PATTERN, e.g. 'resnet*')\n"
+        "with its parameter count. Models outside the zoo are reached as tv:<name> (torchvision)\n"
+        "and timm:<name> (timm), e.g. model.name=tv:convnext_tiny.",
+        formatter_class=formatter,
+    )
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style name filter, e.g. 'vit*' (default: all)")
+    p.add_argument("--num-classes", type=int, default=1000, help="classes the head is built for (default: 1000)")
+    p.add_argument("--in-chans", type=int, default=3, help="input channels the stem is built for (default: 3)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvpipe.errors import ConfigError
+    from cvpipe.models.registry import describe_models
+
+    if args.num_classes < 0 or args.in_chans < 1:
+        raise ConfigError("--num-classes must be >= 0 and --in-chans >= 1")
+    rows = describe_models(args.pattern, args.num_classes, args.in_chans)
+    if not rows:
+        raise ConfigError(f"no model matches {args.pattern!r}; run `cvpipe models` to list them all")
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'model':<{width}}  {'params':>12}  description")
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['params']:>12,}  {r['summary']}")
+    print(f"{len(rows)} model(s); also tv:<name> (torchvision) and timm:<name> (timm)")
+    return 0

@@ -1,0 +1,183 @@
+"""Models from outside the zoo: ``tv:<name>`` (any torchvision classifier) and ``timm:<name>``.
+
+Both are wrapped so they follow cvpipe's model contract (``forward_features``,
+``forward_head``, ``reset_classifier``, ``num_features``, ``default_cam_layer`` and the
+stem/stage/head names fine-tuning reads). Weights are never downloaded: torchvision models
+are built with ``weights=None``, timm models with ``pretrained=False``; load a local file
+with ``model.pretrained=PATH`` (:func:`cvpipe.models.weights.load_pretrained`), which also
+accepts the unwrapped model's own key names.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from cvpipe.errors import ConfigError
+from cvpipe.models.base import Classifier
+
+
+def create_external(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> Classifier:
+    """Build ``tv:<name>`` or ``timm:<name>`` with random weights, wrapped in the cvpipe contract."""
+    source, _, arch = name.partition(":")
+    if not arch:
+        raise ConfigError(f"model.name={name!r}: give the architecture after the prefix, e.g. tv:resnet18")
+    if source == "tv":
+        return TorchvisionClassifier(arch, num_classes, in_chans, **kwargs)
+    if source == "timm":
+        return TimmClassifier(arch, num_classes, in_chans, **kwargs)
+    raise ConfigError(f"model.name={name!r}: unknown prefix {source!r}; use tv: or timm:")
+
+
+def _unknown(arch: str, names: list[str], source: str) -> ConfigError:
+    close = difflib.get_close_matches(arch, names, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return ConfigError(f"model.name={source}:{arch}: {source} has no classification model {arch!r}{hint}")
+
+
+def _bad_option(name: str, err: TypeError) -> ConfigError:
+    bad = str(err).split("argument")[-1].strip() if "unexpected keyword" in str(err) else str(err)[:120]
+    return ConfigError(f"model {name} does not take the option {bad}; remove it from model settings")
+
+
+def _last_of_type(model: nn.Module, kind: type) -> Optional[str]:
+    last = None
+    for n, m in model.named_modules():
+        if isinstance(m, kind):
+            last = n
+    return last
+
+
+def _set_module(model: nn.Module, dotted: str, new: nn.Module) -> None:
+    *path, leaf = dotted.split(".")
+    parent = model
+    for part in path:
+        parent = getattr(parent, part)
+    setattr(parent, leaf, new)
+
+
+class TorchvisionClassifier(Classifier):
+    """A torchvision classifier split at its last ``nn.Linear``.
+
+    ``model`` is the torchvision network with that layer replaced by an identity, so it maps
+    (B, C, H, W) to the pooled (B, num_features) vector; ``head`` is the layer itself.
+    ``forward_features`` therefore returns pooled features (torchvision's forward pools
+    inside), and CAM uses the top-level block that holds the last convolution.
+    """
+
+    def __init__(self, arch: str, num_classes: int = 1000, in_chans: int = 3, **kwargs):
+        super().__init__()
+        import torchvision.models as tvm
+
+        names = tvm.list_models(module=tvm)
+        if arch not in names:
+            raise _unknown(arch, names, "tv")
+        try:
+            net = tvm.get_model(arch, weights=None, num_classes=max(num_classes, 1), **kwargs)
+        except TypeError as e:
+            raise _bad_option(f"tv:{arch}", e) from None
+        self.arch = arch
+        if in_chans != 3:
+            first = next(n for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
+            old = dict(net.named_modules())[first]
+            _set_module(net, first, nn.Conv2d(in_chans, old.out_channels, old.kernel_size, old.stride,
+                                              old.padding, old.dilation, old.groups, old.bias is not None))
+        head_name = _last_of_type(net, nn.Linear)
+        if head_name is None:
+            raise ConfigError(f"model tv:{arch} has no linear classifier to adapt")
+        head = dict(net.named_modules())[head_name]
+        _set_module(net, head_name, nn.Identity())
+        self.model = net
+        self._tv_head_name = head_name
+        self.num_features = head.in_features
+        self.num_classes = num_classes
+        self.head = head if num_classes > 0 else nn.Identity()
+        top = [n for n, _ in net.named_children()]
+        last_conv = _last_of_type(net, nn.Conv2d)
+        cam_top = last_conv.split(".")[0] if last_conv else ""
+        self.default_cam_layer = f"model.{cam_top}" if cam_top else ""
+        self.stem_names = ()
+        self.stage_names = tuple(f"model.{n}" for n in top)
+        self.head_names = ("head",)
+
+    def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Accept the plain torchvision keys (``fc.weight``) as well as the wrapped ones."""
+        if any(k.startswith(("model.", "head.")) for k in state_dict):
+            return state_dict
+        out = {}
+        for k, v in state_dict.items():
+            if k.startswith(self._tv_head_name + "."):
+                out["head." + k[len(self._tv_head_name) + 1:]] = v
+            else:
+                out["model." + k] = v
+        return out
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        return out[0] if isinstance(out, tuple) else out
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor):
+        out = self.model(x)
+        if isinstance(out, tuple):  # GoogLeNet / Inception v3 in training: (main, aux...)
+            return (self.head(out[0]), *out[1:]) if self.training else self.head(out[0])
+        return self.head(out)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+
+class TimmClassifier(Classifier):
+    """A timm model (which already has the contract's methods) with cvpipe's part names added."""
+
+    def __init__(self, arch: str, num_classes: int = 1000, in_chans: int = 3, **kwargs):
+        super().__init__()
+        try:
+            import timm
+        except ImportError:
+            raise ConfigError(f"model.name=timm:{arch} needs timm: pip install timm") from None
+        if not timm.is_model(arch):
+            raise _unknown(arch, timm.list_models(), "timm")
+        try:
+            net = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
+        except TypeError as e:
+            raise _bad_option(f"timm:{arch}", e) from None
+        self.model = net
+        self.num_classes = num_classes
+        self.num_features = int(getattr(net, "num_features", 0))
+        cfg = getattr(net, "pretrained_cfg", {}) or {}
+        head = cfg.get("classifier", "")
+        head = head if isinstance(head, str) else head[0]
+        info = [f["module"] for f in getattr(net, "feature_info", []) if f.get("module")]
+        self.default_cam_layer = f"model.{info[-1]}" if info else ""
+        self.stem_names = ()
+        self.stage_names = tuple(f"model.{m}" for m in info)
+        self.head_names = (f"model.{head}",) if head else ()
+
+    def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Accept timm's own keys as well as the wrapped ones."""
+        if any(k.startswith("model.") for k in state_dict):
+            return state_dict
+        return {"model." + k: v for k, v in state_dict.items()}
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.model.forward_head(x, pre_logits=pre_logits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.model.reset_classifier(num_classes)
+
+
+__all__ = ["TimmClassifier", "TorchvisionClassifier", "create_external"]
