@@ -1,0 +1,114 @@
+"""Resume equals an uninterrupted run; Ctrl-C and non-finite losses stop cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import textwrap
+
+import torch
+
+import cvpipe
+from cvpipe.engine.checkpoint import load_checkpoint
+from cvpipe.engine.trainer import Trainer
+
+from .synthetic import folder_dataset
+from .test_classify_e2e import fast, read_csv
+
+
+def settings(tmp_path, data, **extra):
+    base = {
+        "data.root": data,
+        "train.deterministic": "true",
+        "model.drop_rate": 0.3,  # dropout draws from the main process's RNG: resume must restore it
+        "data.augment.hflip": 0.5,  # augmentation draws are seeded per sample
+        "data.augment.rotation": 10,
+        "train.ema": "true",
+        "train.ema_decay": 0.9,
+        "schedule.name": "cosine",
+        "schedule.warmup_epochs": 1,
+    }
+    base.update(extra)
+    return fast(tmp_path, **base)
+
+
+def final_weights(run_dir):
+    ckpt = load_checkpoint(run_dir / "weights" / "last.pt")
+    return ckpt
+
+
+def assert_same_state(a, b):
+    for key in ("model",):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), name
+    for name, value in a["ema"]["module"].items():
+        assert torch.equal(value, b["ema"]["module"][name]), f"ema {name}"
+    assert a["step"] == b["step"] and a["epoch"] == b["epoch"]
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    for k in sa:
+        for buf in sa[k]:
+            if torch.is_tensor(sa[k][buf]):
+                assert torch.equal(sa[k][buf], sb[k][buf])
+
+
+def test_resume_with_more_epochs_equals_one_run(tmp_path):
+    data = folder_dataset(tmp_path / "shapes")
+    whole = cvpipe.train(None, settings(tmp_path, data, **{"train.epochs": 3, "train.name": "whole", "schedule.name": "constant", "schedule.warmup_epochs": 0}))
+    part = cvpipe.train(None, settings(tmp_path, data, **{"train.epochs": 2, "train.name": "part", "schedule.name": "constant", "schedule.warmup_epochs": 0}))
+    last = part.run_dir / "weights" / "last.pt"
+    resumed = cvpipe.train(None, [f"resume={last}", "train.epochs=3"])
+    assert resumed.run_dir == part.run_dir  # same run folder, continued
+    assert_same_state(final_weights(whole.run_dir), final_weights(part.run_dir))
+    rows = read_csv(part.run_dir / "metrics.csv")
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert rows == read_csv(whole.run_dir / "metrics.csv")
+
+
+def test_sigint_mid_epoch_saves_and_resumes_exactly(tmp_path, monkeypatch):
+    data = folder_dataset(tmp_path / "shapes")
+    whole = cvpipe.train(None, settings(tmp_path, data, **{"train.epochs": 2, "train.name": "whole"}))
+
+    real_step = Trainer._optimizer_step
+
+    def step_then_interrupt(self):
+        real_step(self)
+        if self.state.step == 4:  # mid-way through epoch 2 (3 batches per epoch)
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, handled by the trainer
+
+    monkeypatch.setattr(Trainer, "_optimizer_step", step_then_interrupt)
+    broken = cvpipe.train(None, settings(tmp_path, data, **{"train.epochs": 2, "train.name": "broken"}))
+    assert broken.stopped == "interrupted"
+    ckpt = load_checkpoint(broken.run_dir / "weights" / "last.pt")
+    assert (ckpt["epoch"], ckpt["epoch_step"], ckpt["step"]) == (1, 1, 4)
+    monkeypatch.setattr(Trainer, "_optimizer_step", real_step)
+
+    resumed = cvpipe.train(None, [f"resume={broken.run_dir / 'weights' / 'last.pt'}"])
+    assert resumed.stopped == ""
+    assert_same_state(final_weights(whole.run_dir), final_weights(broken.run_dir))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    data = folder_dataset(tmp_path / "shapes")
+    module = tmp_path / "exploding_loss.py"
+    module.write_text(textwrap.dedent("""
+        import torch
+        import torch.nn.functional as F
+
+        class ExplodingLoss(torch.nn.Module):
+            calls = 0
+
+            def forward(self, logits, target):
+                ExplodingLoss.calls += 1
+                loss = F.cross_entropy(logits, target)
+                return loss * float("nan") if ExplodingLoss.calls > 6 else loss
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("exploding_loss", None)
+    result = cvpipe.train(None, settings(tmp_path, data, **{"loss.name": "exploding_loss.ExplodingLoss", "train.epochs": 3}))
+    assert result.stopped == "non-finite"
+    ckpt = load_checkpoint(result.run_dir / "weights" / "last.pt")
+    assert ckpt["epoch"] == 1  # written after epoch 1; epoch 2 hit the NaN and was not saved
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert "loss became nan" in (result.run_dir / "train.log").read_text()
