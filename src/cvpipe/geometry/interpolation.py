@@ -1,7 +1,7 @@
 """Image resizing by separable interpolation: nearest, bilinear and bicubic.
 
 Resizing is separable: each output row (column) is a weighted sum of a few input rows
-(columns). For each axis this module computes, once per size pair, the input indices and
+(columns). For each axis this module computes, once per call, the input indices and
 weights of every output position (the *taps*), then applies them along height and width
 with one gather and multiply-add per tap. Nothing loops over pixels.
 
@@ -17,6 +17,17 @@ with ``s = in_size / out_size``:
 * ``"asymmetric"``: ``src = d * s``; the top-left corners line up and the image shifts by
   half an output pixel. OpenCV ``INTER_NEAREST``, torch ``"nearest"``. The notes'
   ``BilinearInterpolation(align='left')``.
+
+Nearest neighbour takes ``floor(src + 0.5)`` for ``"half_pixel"`` (that is,
+``floor((d + 0.5) * s)``), ``floor(src)`` for ``"asymmetric"`` and rounds half up for
+``"align_corners"``, in exact integer arithmetic. When a sample falls exactly on the
+boundary between two pixels, OpenCV and torch evaluate the same formula in floating point
+and sometimes pick the pixel below; elsewhere all three agree.
+
+Where torch's ``F.interpolate`` computes exactly the requested resize (bilinear and
+bicubic with ``a = -0.75`` in the half-pixel and align-corners conventions, and
+antialiased shrinking), :func:`resize` hands the work to it, since its fused kernels are
+faster; everything else runs on the taps. Both paths are tested against OpenCV and torch.
 
 Notes on the reference implementation (the notes' ``BilinearInterpolation``): its
 constructor overwrites ``align`` with ``'center'`` after validating it, so ``'left'`` never
@@ -38,6 +49,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["resize", "MODES", "ALIGNMENTS"]
@@ -58,8 +70,9 @@ def _triangle(x: Tensor) -> Tensor:
     return (1 - x.abs()).clamp_min(0)
 
 
-def _nearest_taps(n_in: int, n_out: int, align: str, device) -> tuple[Tensor, None]:
-    # Integer arithmetic, so that ties fall exactly where the formula puts them.
+def _nearest_indices(n_in: int, n_out: int, align: str, device) -> Tensor:
+    """Source index ``(n_out,)`` of each output position; integer arithmetic, so that
+    ties fall exactly where the formula puts them."""
     d = torch.arange(n_out, device=device, dtype=torch.int64)
     if align == "half_pixel":
         idx = ((2 * d + 1) * n_in) // (2 * n_out)  # floor((d + 0.5) * s)
@@ -69,7 +82,7 @@ def _nearest_taps(n_in: int, n_out: int, align: str, device) -> tuple[Tensor, No
         idx = torch.zeros_like(d)
     else:  # align_corners: round half up of d * (in - 1) / (out - 1)
         idx = (2 * d * (n_in - 1) + (n_out - 1)) // (2 * (n_out - 1))
-    return idx.clamp_(0, n_in - 1)[:, None], None
+    return idx.clamp_(0, n_in - 1)
 
 
 def _source_coordinate(n_in: int, n_out: int, align: str, device) -> Tensor:
@@ -123,16 +136,30 @@ def _taps(n_in, n_out, mode, align, antialias, a, device):
     return _interpolating_taps(n_in, n_out, mode, align, a, device)
 
 
-def _apply_taps(x: Tensor, idx: Tensor, weights: Tensor, dim: int) -> Tensor:
-    """Weighted sum of ``x`` gathered along ``dim``: ``out[.., d, ..] = sum_k w[d, k] x[.., idx[d, k], ..]``."""
-    shape = [1] * x.dim()
-    shape[dim] = -1
+def _apply_row_taps(x: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
+    """Resample the rows (dim -2) of ``x``: ``out[.., d, :] = sum_k w[d, k] x[.., idx[d, k], :]``.
+
+    Gathering whole rows copies contiguous memory; the width pass reuses this on the
+    transposed image rather than gathering single elements along the last dimension,
+    which is several times slower.
+    """
     out = None
     # One pass per tap (2 for bilinear, 4 for bicubic, ~2*support*scale with antialias).
     for k in range(idx.shape[1]):
-        term = x.index_select(dim, idx[:, k]) * weights[:, k].view(shape)
+        term = x.index_select(-2, idx[:, k]) * weights[:, k, None]
         out = term if out is None else out + term
     return out
+
+
+def _resize_separable(x: Tensor, rows, cols) -> Tensor:
+    """Apply height taps ``rows`` and width taps ``cols`` to float ``x (..., H, W)``."""
+    (in_h, in_w), out_h, out_w = x.shape[-2:], rows[0].shape[0], cols[0].shape[0]
+    # Shrink first, so the second pass and the transposes handle the smaller image.
+    if out_h * in_w <= in_h * out_w:
+        x = _apply_row_taps(x, *rows).transpose(-1, -2).contiguous()
+        return _apply_row_taps(x, *cols).transpose(-1, -2).contiguous()
+    x = _apply_row_taps(x.transpose(-1, -2).contiguous(), *cols).transpose(-1, -2).contiguous()
+    return _apply_row_taps(x, *rows)
 
 
 def resize(
@@ -197,23 +224,42 @@ def resize(
     device = image.device
     if mode == "nearest":
         # Pure indexing: exact for every dtype, no arithmetic on the values.
-        rows, _ = _nearest_taps(in_h, out_h, align, device)
-        cols, _ = _nearest_taps(in_w, out_w, align, device)
-        return image.index_select(-2, rows[:, 0]).index_select(-1, cols[:, 0])
+        rows = _nearest_indices(in_h, out_h, align, device)
+        cols = _nearest_indices(in_w, out_w, align, device)
+        return image[..., rows[:, None], cols]
 
     dtype = image.dtype if image.dtype in (torch.float32, torch.float64) else torch.float32
     x = image.to(dtype)
-    rows = _taps(in_h, out_h, mode, align, antialias, cubic_a, device)
-    cols = _taps(in_w, out_w, mode, align, antialias, cubic_a, device)
-    rows = (rows[0], rows[1].to(dtype))
-    cols = (cols[0], cols[1].to(dtype))
-    # Shrink first: the second pass then runs on the smaller intermediate image.
-    width_first_cost = in_h * out_w * cols[0].shape[1] + out_h * out_w * rows[0].shape[1]
-    height_first_cost = out_h * in_w * rows[0].shape[1] + out_h * out_w * cols[0].shape[1]
-    if width_first_cost <= height_first_cost:
-        x = _apply_taps(_apply_taps(x, *cols, dim=-1), *rows, dim=-2)
+    torch_kwargs = _torch_equivalent(mode, align, antialias, cubic_a, (in_h, in_w), (out_h, out_w))
+    if torch_kwargs is not None:
+        # torch's fused kernel computes this very resize, several times faster.
+        batch = x.shape[:-2]
+        x = F.interpolate(x.reshape(1, -1, in_h, in_w), (out_h, out_w), **torch_kwargs)
+        x = x.reshape(*batch, out_h, out_w)
     else:
-        x = _apply_taps(_apply_taps(x, *rows, dim=-2), *cols, dim=-1)
+        rows = _taps(in_h, out_h, mode, align, antialias, cubic_a, device)
+        cols = _taps(in_w, out_w, mode, align, antialias, cubic_a, device)
+        x = _resize_separable(x, (rows[0], rows[1].to(dtype)), (cols[0], cols[1].to(dtype)))
     if image.dtype == torch.uint8:
         return x.round_().clamp_(0, 255).to(torch.uint8)
     return x.to(image.dtype)
+
+
+def _torch_equivalent(mode, align, antialias, cubic_a, in_size, out_size) -> dict | None:
+    """Arguments for ``F.interpolate`` that compute exactly this resize, or None.
+
+    torch covers the half-pixel and align-corners conventions with a = -0.75, and, when
+    every axis shrinks or keeps its size, antialiasing (with a = -0.5 for bicubic). The
+    asymmetric convention, other kernel parameters, and antialiasing that mixes a
+    shrinking and a growing axis run on the separable taps of this module.
+    """
+    if mode == "nearest" or align == "asymmetric":
+        return None
+    shrinks = any(o < i for i, o in zip(in_size, out_size))
+    grows = any(o > i for i, o in zip(in_size, out_size))
+    antialias = antialias and shrinks
+    if antialias and grows:
+        return None
+    if mode == "bicubic" and cubic_a != (-0.5 if antialias else -0.75):
+        return None
+    return {"mode": mode, "align_corners": align == "align_corners", "antialias": antialias}
