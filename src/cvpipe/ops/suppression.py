@@ -309,7 +309,8 @@ def _greedy_matrix(
     valid, overlap = grid.valid, grid.matrix
     positions = torch.arange(valid.shape[1], device=valid.device)
     later = positions[:, None] < positions[None, :]  # (i, j): i comes before j
-    suppresses = (overlap > iou_threshold) & later & valid[:, :, None]  # (G, i, j)
+    real = later & valid[:, :, None] & valid[:, None, :]  # padding neither suppresses nor joins
+    suppresses = (overlap > iou_threshold) & real  # (G, i, j)
     kept = valid
     while True:
         settled = valid & ~(suppresses & kept[:, :, None]).any(1)
@@ -332,7 +333,7 @@ def _greedy_matrix(
     if confirm_threshold is not None:
         # j is still live when i is chosen unless a kept box before i already removed it.
         live = ~removed[:, None, :] | (owner[:, None, :] >= positions[None, :, None])
-        confirmed = ((overlap > confirm_threshold) & later & valid[:, None, :] & live).any(2)
+        confirmed = ((overlap > confirm_threshold) & real & live).any(2)
     return kept, merged, confirmed
 
 
