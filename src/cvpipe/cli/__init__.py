@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "convert",
     "check_detection",  # `cvpipe check-detection`
     "det_eval",  # `cvpipe det-eval`
+    "preview",
+    "dataset_report",  # `cvpipe dataset-report`
 ]
 
 

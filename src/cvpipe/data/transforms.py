@@ -34,8 +34,8 @@ import torch
 from torchvision.transforms import v2
 
 from cvpipe.config import AugmentConfig, image_size_hw
-from cvpipe.data.image_io import read_image
-from cvpipe.errors import ConfigError
+from cvpipe.data.image_io import ImageReadError, read_image
+from cvpipe.errors import ConfigError, DataError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -84,6 +84,8 @@ def dataset_mean_std(dataset, in_chans: int, max_images: int = AUTO_STATS_IMAGES
     """Pixel mean and std per channel over (a sample of) ``dataset.paths``, in [0, 1].
 
     Every pixel counts equally (large images weigh more), as in the normalisation itself.
+    Files that cannot be read are passed over (a dataset from ``build_splits(check=True)``
+    has none; an unchecked one, e.g. for a preview, may).
     """
     mode = "L" if in_chans == 1 else "RGB"
     paths = dataset.paths
@@ -91,7 +93,10 @@ def dataset_mean_std(dataset, in_chans: int, max_images: int = AUTO_STATS_IMAGES
     chosen = paths[::step]
 
     def moments(path):
-        x = read_image(path, mode).to(torch.float64).div_(255.0).flatten(1)  # (C, H*W)
+        try:
+            x = read_image(path, mode).to(torch.float64).div_(255.0).flatten(1)  # (C, H*W)
+        except ImageReadError:
+            return torch.zeros(in_chans, dtype=torch.float64), torch.zeros(in_chans, dtype=torch.float64), 0
         return x.sum(1), x.square().sum(1), x.shape[1]
 
     total = torch.zeros(in_chans, dtype=torch.float64)
@@ -102,6 +107,8 @@ def dataset_mean_std(dataset, in_chans: int, max_images: int = AUTO_STATS_IMAGES
             total += s
             total_sq += sq
             count += n
+    if count == 0:
+        raise DataError("augment.mean/std 'auto': none of the sampled training images could be read")
     mean = total / count
     std = (total_sq / count - mean.square()).clamp_min(0.0).sqrt().clamp_min(1e-3)  # a flat set
     return [round(v, 6) for v in mean.tolist()], [round(v, 6) for v in std.tolist()]
