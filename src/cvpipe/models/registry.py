@@ -47,7 +47,7 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs
     """
     _load_zoo()
     kwargs = {k: v for k, v in kwargs.items() if v is not None and not (isinstance(v, str) and v == "")}
-    if name.startswith(("tv:", "timm:")):
+    if ":" in name:  # tv:<name>, timm:<name>; anything else gets a clear "unknown prefix"
         from cvpipe.models.external import create_external
 
         return create_external(name, num_classes=num_classes, in_chans=in_chans, **kwargs)

@@ -1,0 +1,87 @@
+"""``tv:<name>`` and ``timm:<name>`` models follow the contract; nothing is downloaded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision.models as tvm
+
+from cvpipe.errors import ConfigError
+from cvpipe.models import create_model
+from cvpipe.models.finetune import freeze
+from cvpipe.models.weights import load_pretrained
+
+
+def test_torchvision_model_follows_the_contract(tmp_path):
+    model = create_model("tv:mobilenet_v3_small", num_classes=4, in_chans=1).eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.inference_mode():
+        feats = model.forward_features(x)
+        assert feats.shape == (2, model.num_features) == (2, 1024)
+        torch.testing.assert_close(model.forward_head(feats), model(x))
+    assert model.default_cam_layer == "model.features"
+    model.reset_classifier(6)
+    with torch.inference_mode():
+        assert model(x).shape == (2, 6)
+    freeze(model, prefixes=["backbone"])
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["head.weight", "head.bias"]
+
+
+def test_torchvision_weights_load_into_the_wrapper(tmp_path):
+    torch.manual_seed(0)
+    ref = tvm.resnet18(weights=None, num_classes=5).eval()
+    path = tmp_path / "resnet18.pth"
+    torch.save(ref.state_dict(), path)  # plain torchvision keys: fc.weight, layer1...
+    model = create_model("tv:resnet18", num_classes=5)
+    report = load_pretrained(model, path)
+    assert report.ok and not report.unexpected and "head.weight" in report.matched
+    x = torch.randn(1, 3, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(model.eval()(x), ref(x))
+
+
+def test_torchvision_aux_outputs_in_training():
+    model = create_model("tv:googlenet", num_classes=3, init_weights=False).train()
+    out = model(torch.randn(2, 3, 64, 64))
+    assert isinstance(out, tuple) and len(out) == 3 and all(o.shape == (2, 3) for o in out)
+
+
+def test_timm_model_follows_the_contract():
+    pytest.importorskip("timm")
+    model = create_model("timm:resnet10t", num_classes=4, in_chans=2).eval()
+    x = torch.randn(1, 2, 32, 32)
+    with torch.inference_mode():
+        feats = model.forward_features(x)
+        assert feats.ndim == 4
+        assert model.forward_head(feats, pre_logits=True).shape == (1, model.num_features)
+        assert model(x).shape == (1, 4)
+    assert model.default_cam_layer == "model.layer4" and model.head_names == ("model.fc",)
+    freeze(model, stages=2)
+    assert not model.model.layer1[0].conv1.weight.requires_grad and model.model.fc.weight.requires_grad
+
+
+def test_unknown_external_names_are_config_errors():
+    with pytest.raises(ConfigError, match="did you mean resnet18"):
+        create_model("tv:resnet19")
+    with pytest.raises(ConfigError, match="unknown prefix"):
+        create_model("hub:resnet18")
+    with pytest.raises(ConfigError, match="does not take the option"):
+        create_model("tv:resnet18", attention="se")
+    pytest.importorskip("timm")
+    with pytest.raises(ConfigError, match="timm has no classification model"):
+        create_model("timm:no_such_net_v9")
+
+
+def test_timm_missing_is_a_config_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_timm(name, *args, **kwargs):
+        if name == "timm":
+            raise ImportError("No module named 'timm'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_timm)
+    with pytest.raises(ConfigError, match="pip install timm"):
+        create_model("timm:resnet18")
