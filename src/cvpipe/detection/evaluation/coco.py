@@ -123,7 +123,9 @@ def coco_pair_iou(det: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndar
     det, gt: ``(P, 4)`` float64 ``xyxy``; crowd: ``(P,)`` bool, the ground truth is a crowd
     region. Returns ``(P,)``: intersection / union, or intersection / detection area for crowd
     ground truth; 0 where the boxes do not overlap (no division by zero for empty boxes).
-    The arithmetic follows pycocotools' ``bbIou`` term by term, so the values are identical.
+    The formula is pycocotools' ``bbIou``; the intersection is bit-identical (``x + w`` is the
+    stored ``x2``), the areas can differ in the last bits because pycocotools multiplies the
+    stored width and height where cvpipe takes ``x2 - x1`` (a few 1e-16, relative).
     """
     iw = np.minimum(det[:, 2], gt[:, 2]) - np.maximum(det[:, 0], gt[:, 0])
     ih = np.minimum(det[:, 3], gt[:, 3]) - np.maximum(det[:, 1], gt[:, 1])

@@ -1,0 +1,258 @@
+"""Readers, writers and conversions: conventions, lossless round trips, safety, bad files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from detection_synth import assert_same_content, canonical, draw_voc_dataset, voc_xml
+from PIL import Image
+
+from cvpipe.detection import DetectionDataset, convert, read_dataset, read_image_size, write_dataset
+from cvpipe.detection.annotations import Category, ImageInfo, format_number, safe_relpath
+from cvpipe.errors import DataError
+
+FORMATS = ("coco", "voc", "yolo", "txt")
+TAGS = ("name", "difficult", "xmin", "ymin", "xmax", "ymax")
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory):
+    root = tmp_path_factory.mktemp("voc")
+    return root, draw_voc_dataset(root, n_images=8, seed=1)
+
+
+def test_voc_reader_follows_the_one_based_inclusive_convention(voc):
+    root, truth = voc
+    ds = read_dataset(root)
+    assert ds.format == "voc" and not ds.issues
+    assert ds.class_names == sorted({o[0] for t in truth for o in t["objects"]})
+    assert [c.id for c in ds.categories] == [1, 2, 3]
+    expected = [(t["split"], t["file"], name, (x0 - 1.0, y0 - 1.0, float(x1), float(y1)), bool(d))
+                for t in truth for name, x0, y0, x1, y1, d in t["objects"]]
+    got = [row for row in canonical(ds) if row[2]]
+    assert got == sorted(expected)
+    # the box of a 1x1-pixel object at pixel (0, 0) is [0, 0, 1, 1]: width = xmax - xmin + 1
+    sizes = {(t["file"]): (t["width"], t["height"]) for t in truth}
+    assert all((im.width, im.height) == sizes[im.file_name] for im in ds.images)
+
+
+@pytest.mark.parametrize("dst", FORMATS)
+@pytest.mark.parametrize("src", FORMATS)
+def test_every_conversion_pair_keeps_boxes_flags_classes_and_splits(voc, tmp_path, src, dst):
+    root, _ = voc
+    reference = read_dataset(root)
+    source = tmp_path / "src"
+    convert(root, source, "voc", src)
+    report = convert(source, tmp_path / "dst", src, dst)
+    assert not report.issues, [str(i) for i in report.issues]
+    out = read_dataset(tmp_path / "dst", dst)
+    assert out.class_names == reference.class_names
+    assert [c.id for c in out.categories] == [c.id for c in reference.categories]
+    assert_same_content(reference, out)
+    # every image file arrived and is the same picture
+    for im in out.images:
+        assert im.path.is_file() and read_image_size(im.path) == (im.width, im.height)
+
+
+def test_voc_coco_yolo_voc_round_trip_is_exact(voc, tmp_path):
+    root, _ = voc
+    convert(root, tmp_path / "coco", "voc", "coco")
+    convert(tmp_path / "coco", tmp_path / "yolo", "coco", "yolo")
+    convert(tmp_path / "yolo", tmp_path / "voc", "yolo", "voc")
+    assert canonical(read_dataset(tmp_path / "voc")) == canonical(read_dataset(root))  # exact floats
+    # and the XML text holds the same integers as the original files (YOLO keeps ignored
+    # objects in a sidecar, so the order inside a file may change, not the content)
+    def objects(text: str) -> list[tuple]:
+        return sorted(tuple(re.search(f"<{t}>([^<]*)</{t}>", obj).group(1) for t in TAGS) for obj in text.split("<object>")[1:])
+
+    for xml in sorted((root / "Annotations").glob("*.xml")):
+        assert objects((tmp_path / "voc" / "Annotations" / xml.name).read_text()) == objects(xml.read_text())
+
+
+def coco_fixture(tmp_path: Path) -> Path:
+    """A COCO file with non-contiguous ids, float boxes, crowd, extra fields, no images on disk."""
+    data = {
+        "info": {"description": "hand-made", "year": 2024},
+        "licenses": [{"id": 3, "name": "CC-BY"}],
+        "images": [
+            {"id": 42, "file_name": "a.jpg", "width": 640, "height": 480, "license": 3, "coco_url": "http://x/a.jpg"},
+            {"id": 7, "file_name": "sub/b.jpg", "width": 320, "height": 240},
+        ],
+        "annotations": [
+            {"id": 11, "image_id": 42, "category_id": 18, "bbox": [12.34, 56.78, 100.1, 50.25], "area": 4000.5,
+             "iscrowd": 0, "segmentation": [[12.34, 56.78, 112.44, 56.78, 112.44, 107.03]]},
+            {"id": 12, "image_id": 42, "category_id": 90, "bbox": [0.1, 0.2, 0.3, 0.7], "area": 0.21, "iscrowd": 1,
+             "segmentation": {"counts": "abc", "size": [480, 640]}},
+            {"id": 13, "image_id": 7, "category_id": 1, "bbox": [1, 2, 3, 4], "area": 12, "iscrowd": 0},
+        ],
+        "categories": [{"id": 1, "name": "person", "supercategory": "person"},
+                       {"id": 18, "name": "dog", "supercategory": "animal"},
+                       {"id": 90, "name": "toothbrush", "supercategory": "indoor"}],
+    }
+    path = tmp_path / "instances_val2017.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_coco_reader_keeps_ids_crowd_and_area_and_rewrites_losslessly(tmp_path):
+    path = coco_fixture(tmp_path)
+    ds = read_dataset(path)
+    assert [c.id for c in ds.categories] == [1, 18, 90] and ds.splits == ["val2017"]
+    assert ds.ignore.tolist() == [False, True, False]
+    assert ds.area.tolist() == [4000.5, 0.21, 12.0]  # the stored area, not the box area
+    assert np.allclose(ds.boxes[0], [12.34, 56.78, 112.44, 107.03])
+    write_dataset(ds, tmp_path / "out", "coco", images="none")
+    before = json.loads(path.read_text())
+    after = json.loads((tmp_path / "out/annotations/instances_val2017.json").read_text())
+    assert after == before  # every field and every number, bit for bit
+
+
+def test_coco_ids_and_crowd_survive_yolo_and_txt(tmp_path):
+    ds = read_dataset(coco_fixture(tmp_path))
+    for image in ds.images:  # the text formats need the image files; make them
+        image.path = tmp_path / "img" / image.file_name
+        image.path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (image.width, image.height)).save(image.path)
+    for fmt in ("yolo", "txt", "voc"):
+        write_dataset(ds, tmp_path / fmt, fmt)
+        back = read_dataset(tmp_path / fmt, fmt)
+        assert back.categories == [Category(c.id, c.name) for c in ds.categories]
+        assert_same_content(back, ds)
+    data = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
+    assert data["names"] == {0: "person", 1: "dog", 2: "toothbrush"} and data["category_ids"] == [1, 18, 90]
+    # the crowd box is not a training positive: it lives in the sidecar, not in labels/
+    assert (tmp_path / "yolo/labels_ignore/val2017/a.txt").read_text().startswith("2 ")
+    assert all(not line.startswith("2 ") for line in (tmp_path / "yolo/labels/val2017/a.txt").read_text().splitlines())
+
+
+def test_yolo_normalisation_matches_the_notes_worked_example(tmp_path):
+    # notes: image 500x375, horse box (69, 172, 270, 330) -> 0.339 0.66933 0.402 0.42133
+    path = tmp_path / "img" / "horse.jpg"
+    path.parent.mkdir()
+    Image.new("RGB", (500, 375)).save(path)
+    ds = DetectionDataset([ImageInfo("horse.jpg", 500, 375, 1, "", path)], [Category(14, "horse")],
+                          [0], [[69, 172, 270, 330]], [14])
+    write_dataset(ds, tmp_path / "yolo", "yolo")
+    values = [float(v) for v in (tmp_path / "yolo/labels/horse.txt").read_text().split()]
+    assert values[0] == 0 and np.allclose(values[1:], [0.339, 251 / 375, 0.402, 158 / 375], atol=1e-12)
+    assert round(values[2], 5) == 0.66933 and round(values[4], 5) == 0.42133
+
+
+def test_image_size_comes_from_the_header_and_follows_exif(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    path = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.new("RGB", (64, 32)).save(path, exif=exif.tobytes())
+
+    def no_decoding(self, *args, **kwargs):
+        raise AssertionError("the image was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    assert read_image_size(path) == (32, 64)  # displayed (upright) size
+    assert read_image_size(path, exif=False) == (64, 32)  # stored size
+
+
+def test_yolo_boxes_of_an_exif_rotated_photo_refer_to_the_upright_picture(tmp_path):
+    root = tmp_path / "yolo"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (200, 100)).save(root / "images/p.jpg", exif=exif.tobytes())
+    (root / "labels/p.txt").write_text("0 0.5 0.5 0.5 0.25\n")
+    (root / "classes.txt").write_text("cat\n")
+    ds = read_dataset(root, "yolo")
+    assert (ds.images[0].width, ds.images[0].height) == (100, 200)
+    assert ds.boxes.tolist() == [[25.0, 75.0, 75.0, 125.0]]
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../outside.jpg", "a/../../b.jpg", "C:\\x.jpg", "\\\\host\\x.jpg"])
+def test_file_names_that_escape_the_dataset_are_refused(name):
+    with pytest.raises(DataError, match="absolute|'..'"):
+        safe_relpath(name)
+
+
+def test_one_bad_file_is_one_line_and_the_rest_converts(voc, tmp_path):
+    root, truth = voc
+    src = tmp_path / "voc"
+    convert(root, src, "voc", "voc")
+    ann = src / "Annotations"
+    (ann / "000001.xml").write_text("<annotation><filename>x.jpg</filename><object>")  # truncated
+    (ann / "000003.xml").write_text(voc_xml("../../secret.jpg", 10, 10, []))
+    bomb = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>'
+            "<annotation><filename>&lol2;</filename></annotation>")
+    (ann / "000005.xml").write_text(bomb)
+    xxe = ('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+           "<annotation><filename>&x;</filename></annotation>")
+    (ann / "000007.xml").write_text(xxe)
+    report = convert(src, tmp_path / "coco", "voc", "coco")
+    bad = {i.file for i in report.errors}
+    assert bad == {f"Annotations/00000{k}.xml" for k in (1, 3, 5, 7)}
+    assert len(report.errors) == 4 and report.files_with_errors == 4
+    assert "4 problems in 4 files" in report.summary()
+    assert any("contains '..'" in i.message for i in report.errors)
+    assert report.images == 4
+    out = read_dataset(tmp_path / "coco")
+    assert sorted(im.file_name for im in out.images) == [truth[k]["file"] for k in (0, 2, 4, 6)]
+
+
+def test_bad_lines_and_objects_are_skipped_with_their_line(tmp_path):
+    root = tmp_path / "yolo"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", (100, 50)).save(root / "images/a.png")
+    (root / "labels/a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5\n7 0.5 0.5 0.1 0.1\nx 1 2 3 4\n1 0.1 0.1 0.1 0.1\n")
+    (root / "labels/orphan.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text("names: [a, b]\n")
+    ds = read_dataset(root)
+    assert ds.num_objects == 2 and ds.object_index.tolist() == [1, 5]
+    messages = sorted(str(i) for i in ds.issues)
+    assert any("labels/a.txt: line 2: expected 5 values" in m for m in messages)
+    assert any("line 3: class index 7 is outside the class list" in m for m in messages)
+    assert any("line 4: not numbers" in m for m in messages)
+    assert any(m.startswith("labels/orphan.txt: label file without image") for m in messages)
+
+
+def test_min_size_class_filters_category_map_and_splits(voc, tmp_path):
+    root, truth = voc
+    report = convert(root, tmp_path / "a", "voc", "coco", min_size=10, include=["circle", "square"],
+                     category_map={"circle": 5, "square": 9}, val_fraction=0.25, seed=3)
+    ds = read_dataset(tmp_path / "a")
+    objects = [(o, t) for t in truth for o in t["objects"] if o[0] in ("circle", "square")]
+    assert ds.num_objects == report.objects == len(objects)
+    small = sum(1 for o, _ in objects if o[5] or (o[3] - o[1] + 1) < 10 or (o[4] - o[2] + 1) < 10)
+    assert int(ds.ignore.sum()) == small
+    assert [(c.id, c.name) for c in ds.categories] == [(5, "circle"), (9, "square")]
+    assert sorted(im.split for im in ds.images) == ["train"] * 6 + ["val"] * 2
+    with pytest.raises(DataError, match="not empty"):
+        convert(root, tmp_path / "a", "voc", "coco")
+    with pytest.raises(DataError, match="'dragon' is not in the dataset"):
+        convert(root, tmp_path / "b", "voc", "coco", include=["dragon"])
+
+
+def test_format_number_round_trips_decimal_values():
+    for text in ("56.78", "0.1", "100.1", "12", "0.66933", "1e-05"):
+        x = float(text)
+        assert float(format_number(x + 1e-14 - 1e-14)) == x
+    assert format_number(12.0) == "12" and format_number((12.34 + 100.1) - 12.34) == "100.1"
+
+
+def test_notes_txt_format_reads_pixel_centres(tmp_path):
+    root = tmp_path / "txt"
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "Annotations").mkdir()
+    Image.new("RGB", (800, 600)).save(root / "JPEGImages/0001.jpg")
+    (root / "Annotations/0001.txt").write_text("0 647.0 71.0 21.0 47.0\n0 140.0 384.0 30.0 49.0\n")
+    (root / "filelist.txt").write_text("JPEGImages/0001.jpg\n")
+    ds = read_dataset(root)
+    assert ds.format == "txt" and ds.class_names == ["0"]
+    assert ds.boxes.tolist() == [[636.5, 47.5, 657.5, 94.5], [125.0, 359.5, 155.0, 408.5]]
+    (root / "filelist.txt").write_text("/abs/JPEGImages/0001.jpg\n")
+    assert "absolute" in str(read_dataset(root).issues[0])
