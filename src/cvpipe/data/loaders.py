@@ -8,12 +8,15 @@ under that seed. Hence:
 
 - different samples (and so different workers, ranks and epochs) get different draws;
 - the same seed gives the same batches, with 0 workers or 8;
-- ``loader.set_epoch(e)`` reproduces epoch ``e`` exactly: resuming cannot drift.
+- ``loader.set_epoch(e)`` reproduces epoch ``e`` exactly: resuming cannot drift;
+- the order is ``DistributedSampler``'s permutation for any number of processes, and the seed
+  follows a sample's position in that global order, so N processes with batch B each see
+  exactly the batches one process sees with batch N*B.
 
 The sampler moves to the next epoch by itself each time the loader is iterated;
 ``set_epoch`` is only needed to jump (on resume). Training order comes from torch's own
-samplers: ``RandomSampler``, ``WeightedRandomSampler`` (class-balanced) or
-``DistributedSampler(shuffle=True, seed=seed)``. Distributed evaluation uses
+samplers: ``DistributedSampler(shuffle=True, seed=seed)`` (also with one process) or
+``WeightedRandomSampler`` (class-balanced). Distributed evaluation uses
 :class:`ShardSampler`, which, unlike ``DistributedSampler``, pads nothing: every sample is
 seen exactly once across ranks, so summed metrics are exact.
 
@@ -28,7 +31,7 @@ from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler, SequentialSampler, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler, WeightedRandomSampler
 
 from cvpipe.errors import ConfigError
 
@@ -54,14 +57,19 @@ class EpochSampler(Sampler):
     Args:
         base: any sampler of indices. ``set_epoch`` is forwarded to it when it has one.
         seed: the run's seed.
-        rank: this process's rank (so ranks draw different augmentations).
+        rank, world_size: this process's place; ``base`` yields every ``world_size``-th
+            sample of the global order starting at ``rank`` (as ``DistributedSampler`` does),
+            so local position p is global position ``p * world_size + rank``.
         generator: the generator ``base`` draws from, reseeded from (seed, epoch) per epoch.
     """
 
-    def __init__(self, base: Sampler, seed: int, rank: int = 0, generator: Optional[torch.Generator] = None):
+    def __init__(
+        self, base: Sampler, seed: int, rank: int = 0, world_size: int = 1, generator: Optional[torch.Generator] = None
+    ):
         self.base = base
         self.seed = int(seed)
         self.rank = int(rank)
+        self.world_size = int(world_size)
         self.generator = generator
         self.epoch = 0
 
@@ -76,7 +84,7 @@ class EpochSampler(Sampler):
         if self.generator is not None:
             self.generator.manual_seed(mix_seed(self.seed, epoch))
         for position, index in enumerate(self.base):
-            yield int(index), mix_seed(self.seed, epoch, self.rank, position)
+            yield int(index), mix_seed(self.seed, epoch, position * self.world_size + self.rank)
 
     def __len__(self) -> int:
         return len(self.base)
@@ -175,13 +183,11 @@ def build_loader(
         if balanced and distributed:
             raise ConfigError("data.balanced_sampling cannot be combined with distributed training; use loss.class_weights=balanced instead")
         order_generator = torch.Generator()
-        if distributed:
-            base = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
-        elif balanced:
+        if balanced:
             base = WeightedRandomSampler(balanced_sample_weights(dataset), len(dataset), replacement=True, generator=order_generator)
-        else:
-            base = RandomSampler(dataset, generator=order_generator)
-        sampler: Sampler = EpochSampler(base, seed, rank, order_generator)
+        else:  # the same permutation for 1 process or N (see the module docstring)
+            base = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        sampler: Sampler = EpochSampler(base, seed, rank, world, order_generator)
         data = SeededSamples(dataset)
         if drop_last is None:
             drop_last = len(sampler) > batch_size
