@@ -178,7 +178,7 @@ class ConvNormAct(nn.Sequential):
         if padding is None:
             padding = (kernel_size - 1) // 2 * dilation
         layers: list[nn.Module] = []
-        norm = get_norm_layer(norm_layer, None) if norm_layer is not None else None
+        norm = get_norm_layer(norm_layer) if norm_layer is not None else None  # "" -> BatchNorm
         if bias is None:
             bias = norm is None or not norm_has_bias(norm)
         layers.append(nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, dilation, groups, bias=bias))

@@ -197,8 +197,8 @@ class VisionTransformer(Classifier):
         if self.patch_embed == "conv":
             return self.conv_proj(x).flatten(2).transpose(1, 2)
         # b c (h p1) (w p2) -> b (h w) (p1 p2 c)
-        patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1).reshape(b, (h // p) * (w // p), p * p * c)
-        return self.patch_proj(patches)
+        patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
+        return self.patch_proj(patches.reshape(b, (h // p) * (w // p), p * p * c))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
@@ -207,7 +207,7 @@ class VisionTransformer(Classifier):
         tokens = torch.cat([cls, tokens], dim=1)
         pos = self.encoder.pos_embedding
         if grid != self.grid:
-            pos = _resample_to(pos, self.grid, grid)
+            pos = resample_pos_embed(pos, grid)  # learnt on self.grid; bicubic to this input's grid
         return self.encoder(tokens, pos)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -227,17 +227,6 @@ class VisionTransformer(Classifier):
         h, w = image_hw[0] // self.patch_size, image_hw[1] // self.patch_size
         patches = tokens[:, self.num_prefix_tokens:]
         return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[-1], h, w)
-
-
-def _resample_to(pos: torch.Tensor, old: tuple[int, int], new: tuple[int, int]) -> torch.Tensor:
-    """Resize a (1, 1 + old_h*old_w, D) embedding on a known (possibly non-square) grid."""
-    if old[0] == old[1]:
-        return resample_pos_embed(pos, new)
-    prefix, grid = pos[:, :1], pos[:, 1:]
-    d = grid.shape[-1]
-    grid = grid.reshape(1, old[0], old[1], d).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=new, mode="bicubic", align_corners=False)
-    return torch.cat([prefix, grid.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], d)], dim=1)
 
 
 def _adapt_vit_state_dict(module: "VisionTransformer", state_dict: dict, prefix: str, *args) -> None:
