@@ -213,7 +213,11 @@ def test_bicubic_uint8_saturates_overshoot():
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
 def test_gradients_flow_to_the_image(mode, backend):
     img = torch.rand(2, 5, 6, dtype=torch.float64, requires_grad=True)
-    for kwargs in [dict(size=(7, 4), align="align_corners"), dict(size=(3, 2), antialias=True), dict(size=(4, 9), align="asymmetric")]:
+    for kwargs in [
+        dict(size=(7, 4), align="align_corners"),
+        dict(size=(3, 2), antialias=True),
+        dict(size=(4, 9), align="asymmetric"),
+    ]:
         assert gradcheck(lambda x: run_resize(backend, x, mode=mode, **kwargs), (img,))
 
 

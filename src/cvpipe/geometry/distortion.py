@@ -32,7 +32,7 @@ DEFAULT_MAX_ITERATIONS = 20
 
 
 class _Coeffs(NamedTuple):
-    """Each coefficient shaped ``(..., 1)`` so that it broadcasts against ``(..., N)``."""
+    """Lens coefficients, each shaped to broadcast against the point coordinates."""
 
     k1: Tensor
     k2: Tensor
@@ -42,7 +42,9 @@ class _Coeffs(NamedTuple):
     rational: tuple[Tensor, Tensor, Tensor] | None  # (k4, k5, k6)
 
 
-def _coeffs(dist: Tensor) -> _Coeffs:
+def _coeffs(dist: Tensor, point_dims: int = 1) -> _Coeffs:
+    """Split ``dist (..., D)`` into coefficients shaped ``(...,) + (1,) * point_dims``, to
+    broadcast against points ``(..., N)`` (or an image grid ``(..., H, W)`` with 2)."""
     if not isinstance(dist, Tensor) or not dist.is_floating_point():
         raise ValueError(f"dist must be a floating-point torch.Tensor, got {dist!r:.60}")
     n = dist.shape[-1] if dist.dim() else 0
@@ -51,7 +53,7 @@ def _coeffs(dist: Tensor) -> _Coeffs:
             "dist must have 4, 5 or 8 coefficients (k1, k2, p1, p2[, k3[, k4, k5, k6]]) in its "
             f"last dimension, got shape {tuple(dist.shape)}"
         )
-    c = [dist[..., i, None] for i in range(n)]
+    c = [dist[(..., i) + (None,) * point_dims] for i in range(n)]
     return _Coeffs(
         k1=c[0], k2=c[1], p1=c[2], p2=c[3],
         k3=c[4] if n >= 5 else None,
@@ -209,7 +211,7 @@ def undistort_normalized(
             dx, dy, _ = _newton_direction(x, y, fx, fy, c0)
             step = torch.ones_like(x)
             pending = torch.ones_like(x, dtype=torch.bool)
-            for _halving in range(12):
+            for _halving in range(8):
                 xn, yn = x - step * dx, y - step * dy
                 fxn, fyn = _residual(xn, yn, xd0, yd0, c0)
                 errn = fxn * fxn + fyn * fyn

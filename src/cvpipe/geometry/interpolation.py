@@ -154,8 +154,12 @@ def _apply_row_taps(x: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
 def _resize_separable(x: Tensor, rows, cols) -> Tensor:
     """Apply height taps ``rows`` and width taps ``cols`` to float ``x (..., H, W)``."""
     (in_h, in_w), out_h, out_w = x.shape[-2:], rows[0].shape[0], cols[0].shape[0]
-    # Shrink first, so the second pass and the transposes handle the smaller image.
-    if out_h * in_w <= in_h * out_w:
+    taps_h, taps_w = rows[0].shape[1], cols[0].shape[1]
+    # Pick the order that touches fewer elements, counting each tap pass and each
+    # transposition copy (usually: shrink first).
+    height_first = (taps_h + 1) * out_h * in_w + (taps_w + 1) * out_w * out_h
+    width_first = in_h * in_w + (taps_w + 1) * out_w * in_h + taps_h * out_h * out_w
+    if height_first <= width_first:
         x = _apply_row_taps(x, *rows).transpose(-1, -2).contiguous()
         return _apply_row_taps(x, *cols).transpose(-1, -2).contiguous()
     x = _apply_row_taps(x.transpose(-1, -2).contiguous(), *cols).transpose(-1, -2).contiguous()
@@ -228,12 +232,18 @@ def resize(
         cols = _nearest_indices(in_w, out_w, align, device)
         return image[..., rows[:, None], cols]
 
+    torch_kwargs = _torch_equivalent(mode, align, antialias, cubic_a, (in_h, in_w), (out_h, out_w))
+    batch = image.shape[:-2]
+    if torch_kwargs is not None and image.dtype == torch.uint8 and mode == "bilinear":
+        # torch's integer bilinear kernel rounds within one grey level of the float path.
+        # (Its integer bicubic clamps between the two passes, so bicubic stays in float.)
+        x = F.interpolate(image.reshape(1, -1, in_h, in_w), (out_h, out_w), **torch_kwargs)
+        return x.reshape(*batch, out_h, out_w)
+
     dtype = image.dtype if image.dtype in (torch.float32, torch.float64) else torch.float32
     x = image.to(dtype)
-    torch_kwargs = _torch_equivalent(mode, align, antialias, cubic_a, (in_h, in_w), (out_h, out_w))
     if torch_kwargs is not None:
         # torch's fused kernel computes this very resize, several times faster.
-        batch = x.shape[:-2]
         x = F.interpolate(x.reshape(1, -1, in_h, in_w), (out_h, out_w), **torch_kwargs)
         x = x.reshape(*batch, out_h, out_w)
     else:
