@@ -93,6 +93,18 @@ def _where(ds: DetectionDataset, j: int) -> tuple[str, Optional[int], str]:
     return im.source or im.file_name, int(ds.object_index[j]), ""
 
 
+def _box_text(ds: DetectionDataset, box: np.ndarray) -> str:
+    """The box as its file writes it: VOC 1-based corners, COCO [x, y, w, h], else pixel xyxy."""
+    x1, y1, x2, y2 = box
+    if ds.format == "voc":
+        values, label = (x1 + 1, y1 + 1, x2, y2), "bndbox"
+    elif ds.format == "coco":
+        values, label = (x1, y1, x2 - x1, y2 - y1), "bbox"
+    else:
+        values, label = (x1, y1, x2, y2), "box x1 y1 x2 y2"
+    return f"{label} [{', '.join(f'{v:.6g}' for v in values)}]"
+
+
 def _box_findings(ds: DetectionDataset) -> list[Issue]:
     out: list[Issue] = []
     if ds.num_objects == 0:
@@ -108,22 +120,22 @@ def _box_findings(ds: DetectionDataset) -> list[Issue]:
                        | (b[:, 3] > sizes[:, 1] + TOLERANCE))
     for j in np.flatnonzero(wrong_order | zero | outside):
         file, index, prefix = _where(ds, j)
-        box = ", ".join(f"{v:.6g}" for v in b[j])
+        box = _box_text(ds, b[j])
         if wrong_order[j]:
-            what = ("negative width or height (coordinates in the wrong order?)" if yolo or ds.format == "txt"
-                    else "x2 < x1 or y2 < y1: corners in the wrong order")
-            out.append(Issue(file, f"{prefix}box [{box}]: {what}", index))
+            what = {"voc": "xmin > xmax or ymin > ymax: corners in the wrong order",
+                    "coco": "negative width or height"}.get(ds.format, "negative width or height (wrong column order?)")
+            out.append(Issue(file, f"{prefix}{box}: {what}", index))
         elif zero[j]:
-            out.append(Issue(file, f"{prefix}box [{box}]: zero width or height", index))
+            out.append(Issue(file, f"{prefix}{box}: zero width or height", index))
         if outside[j]:
             W, H = sizes[j]
             if yolo:
                 norm = b[j] / np.array([W, H, W, H])
                 msg = "normalised coordinates outside [0, 1] (x1 y1 x2 y2 = {})".format(", ".join(f"{v:.4g}" for v in norm))
             elif ds.format == "voc":
-                msg = f"box outside the {W:.0f}x{H:.0f} image (VOC is 1-based: xmin >= 1, xmax <= width)"
+                msg = f"{box} outside the {W:.0f}x{H:.0f} image (VOC is 1-based: xmin >= 1, xmax <= width)"
             else:
-                msg = f"box [{box}] outside the {W:.0f}x{H:.0f} image"
+                msg = f"{box} outside the {W:.0f}x{H:.0f} image"
             out.append(Issue(file, prefix + msg, index))
     nonfinite = ~np.isfinite(b).all(axis=1)
     for j in np.flatnonzero(nonfinite):

@@ -118,13 +118,15 @@ def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> 
                 b.issue(rel, f"class {name!r} is not in the class list (label outside the class list); object skipped", index=k)
                 continue
             b.add_object(image, box, id_of[name], difficult, None, -1, k, extra)
-        if info.path is not None and not info.path.is_file():
-            b.issue(rel, f"image {relative_posix(info.path, root) if info.path.is_relative_to(root) else info.path} "
-                         "is missing (annotation without image)")
+        if not info.path.is_file():
+            shown = relative_posix(info.path, root) if info.path.is_relative_to(root) else str(info.path)
+            b.issue(rel, f"image {shown} is missing (annotation without image)")
 
+    # an image is covered by its XML's <filename> or, for an XML that could not be read, by its name
     annotated = {info.path for _, info, _ in parsed}
+    xml_stems = {PurePosixPath(relative_posix(x, ann_dir)).with_suffix("").as_posix() for x in xml_files}
     for p in list_images(image_dir):
-        if p not in annotated:
+        if p not in annotated and PurePosixPath(relative_posix(p, image_dir)).with_suffix("").as_posix() not in xml_stems:
             b.issue(relative_posix(p, root), "image without annotation file in Annotations/", level="warning")
     return b.build()
 

@@ -1,0 +1,92 @@
+"""The three commands on a generated dataset with real images: convert, check-detection, det-eval."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from detection_synth import draw_voc_dataset
+
+from cvpipe.cli import main
+from cvpipe.detection import evaluate_coco, evaluate_voc, read_dataset
+
+
+@pytest.fixture()
+def voc(tmp_path):
+    root = tmp_path / "voc"
+    draw_voc_dataset(root, n_images=6, seed=5)
+    return root
+
+
+def test_convert_command_reports_a_bad_file_on_one_line_and_converts_the_rest(voc, tmp_path, capsys):
+    (voc / "Annotations" / "000003.xml").write_text("<annotation><object>")
+    (tmp_path / "map.yaml").write_text("circle: 10\nsquare: 20\ntriangle: 30\n")
+    status = main(["convert", str(voc), str(tmp_path / "coco"), "--from", "voc", "--to", "coco", "--min-size", "8",
+                   "--category-map", str(tmp_path / "map.yaml")])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert err.strip().splitlines() == [
+        "error: Annotations/000003.xml: cannot be parsed (ParseError: no element found: line 1, column 20); file skipped"]
+    assert "5 images" in out and "1 problems in 1 files (listed above), the rest converted" in out
+    ds = read_dataset(tmp_path / "coco")
+    assert len(ds.images) == 5 and [c.id for c in ds.categories] == [10, 20, 30]
+    w, h = ds.boxes[:, 2] - ds.boxes[:, 0], ds.boxes[:, 3] - ds.boxes[:, 1]
+    assert np.all(ds.ignore[(w < 8) | (h < 8)])
+
+
+def test_convert_command_refuses_a_non_empty_destination(voc, tmp_path, capsys):
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("")
+    assert main(["convert", str(voc), str(tmp_path / "busy"), "--to", "yolo"]) == 2
+    assert "folder is not empty" in capsys.readouterr().err
+
+
+def test_det_eval_command_coco_and_voc_protocols(voc, tmp_path, capsys):
+    assert main(["convert", str(voc), str(tmp_path / "coco"), "--to", "coco", "--images", "none"]) == 0
+    gt = read_dataset(voc)
+    rng = np.random.default_rng(0)
+    results = []
+    names = {c.id: c.name for c in gt.categories}
+    voc_files: dict = {}
+    for j in range(gt.num_objects):
+        im = gt.images[gt.image_index[j]]
+        if im.split != "val":
+            continue
+        x1, y1, x2, y2 = (gt.boxes[j] + rng.normal(0, 1.0, 4)).tolist()
+        score = float(rng.random())
+        results.append({"image_id": im.id, "category_id": int(gt.category_id[j]),
+                        "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score})
+        voc_files.setdefault(names[int(gt.category_id[j])], []).append(
+            f"{im.file_name[:-4]} {score!r} {x1 + 1!r} {y1 + 1!r} {x2!r} {y2!r}\n")
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    (tmp_path / "voc_dets").mkdir()
+    for name, lines in voc_files.items():
+        (tmp_path / "voc_dets" / f"comp4_det_test_{name}.txt").write_text("".join(lines))
+    capsys.readouterr()
+
+    gt_json = tmp_path / "coco/annotations"
+    split_json = next(gt_json.glob("instances_val.json"))
+    assert main(["det-eval", str(split_json), str(tmp_path / "results.json"), "--out", str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    expected = evaluate_coco(split_json, tmp_path / "results.json")
+    assert f"Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = {expected.stats[0]:0.3f}" in out
+    assert (tmp_path / "eval/pr_curves.png").is_file()
+
+    # VOC protocols straight from the VOC folder (val split), with VOC-style per-class files
+    val_results = tmp_path / "voc_dets"
+    for protocol, metric in (("voc07", "11-point"), ("voc", "all-point")):
+        assert main(["det-eval", str(voc), str(val_results), "--protocol", protocol, "--split", "val"]) == 0
+        out = capsys.readouterr().out
+        mean_ap = evaluate_voc(voc, val_results, metric=metric, split="val").mean_ap
+        assert f"mAP@0.5 ({metric}) = {mean_ap:.4f}" in out
+    # the same detections scored the COCO way from the VOC folder agree with the COCO file
+    again = evaluate_coco(voc, val_results, split="val")
+    np.testing.assert_allclose(again.stats, expected.stats, atol=1e-9)
+
+
+def test_det_eval_refuses_predictions_for_unknown_images(voc, tmp_path, capsys):
+    (tmp_path / "r.json").write_text(json.dumps([{"image_id": 999, "category_id": 1, "bbox": [0, 0, 5, 5],
+                                                  "score": 0.5}]))
+    assert main(["det-eval", str(voc), str(tmp_path / "r.json")]) == 2
+    assert "predictions for 1 images that are not in the ground truth (first: 999)" in capsys.readouterr().err
