@@ -41,7 +41,7 @@ class AugmentConfig:
     image_size: IntOrPair = 224  # network input, int (square) or [h, w]
     crop_pct: float = 0.875  # eval: resize to image_size / crop_pct, then centre crop
     interpolation: str = "bilinear"  # nearest | bilinear | bicubic
-    random_resized_crop: bool = True  # False: resize to image_size then pad + random crop
+    random_resized_crop: bool = True  # False: resize as eval, then pad + random crop image_size
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random-resized-crop area
     ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])  # aspect ratio range
     padding: int = 0  # random crop padding (used when random_resized_crop is False)

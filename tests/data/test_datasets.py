@@ -198,6 +198,9 @@ def test_errors_name_the_problem(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images found"):
         build_splits(DataConfig(root=str(tmp_path / "empty")))
+    write_image(tmp_path / "odd" / "val" / "cat" / "x.png")
+    with pytest.raises(DataError, match="val/ but no train/ folder"):
+        build_splits(DataConfig(root=str(tmp_path / "odd")))
     with pytest.raises(ConfigError, match="data.val_split"):
         build_splits(DataConfig(root=str(tmp_path), val_split=1.5))
     with pytest.raises(ConfigError, match="data.layout"):

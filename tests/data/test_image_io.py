@@ -151,3 +151,17 @@ def test_inspect_reads_size_from_a_stream(tmp_path):
     path = write_image(tmp_path / "a.png", size=(9, 4))
     info = inspect_image(io.BytesIO(path.read_bytes()), name=path)
     assert (info.problem, info.width, info.height, info.mode) == (None, 9, 4, "RGB")
+
+
+def test_pillow_set_to_pad_truncated_files_is_refused(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    from cvpipe.config import DataConfig
+    from cvpipe.data.datasets import build_splits
+
+    path = write_image(tmp_path / "a" / "x.png")
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(DataError, match="LOAD_TRUNCATED_IMAGES"):
+        read_image(path)
+    with pytest.raises(DataError, match="LOAD_TRUNCATED_IMAGES"):
+        build_splits(DataConfig(root=str(tmp_path), val_split=0.0))

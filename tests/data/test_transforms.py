@@ -108,9 +108,8 @@ def test_each_augmentation_changes_the_image():
         out = build_train_transform(aug, make_preprocess(aug, 3, **UNIT))(image)
         assert out.shape == plain.shape, name
         assert not torch.allclose(out, plain, atol=1e-3), name
-    erased = build_train_transform(AugmentConfig(**{**base, **options["random_erasing"]}), make_preprocess(AugmentConfig(**base), 3, **UNIT))(
-        torch.full((3, 24, 24), 255, dtype=torch.uint8)
-    )
+    erasing = AugmentConfig(**{**base, **options["random_erasing"]})
+    erased = build_train_transform(erasing, make_preprocess(erasing, 3, **UNIT))(torch.full((3, 24, 24), 255, dtype=torch.uint8))
     assert (erased == 0).any() and (erased == 1).any()  # a rectangle erased to the mean (0)
 
 

@@ -165,7 +165,8 @@ def _plot_class_counts(classes: list[str], counts: dict[str, list[int]], multi_l
     if num <= 60:
         width = 0.8 / max(1, len(counts))
         for k, (name, values) in enumerate(counts.items()):
-            ax.bar(positions + (k - (len(counts) - 1) / 2) * width, values, width, label=f"{name} ({sum(values)})", color=SPLIT_COLOURS[name])
+            offset = (k - (len(counts) - 1) / 2) * width
+            ax.bar(positions + offset, values, width, label=f"{name} ({sum(values)})", color=SPLIT_COLOURS[name])
         ax.set_xticks(positions, classes, rotation=90 if num > 12 else 0, fontsize=8)
         ax.set_xlabel("class")
     else:  # too many for names: classes sorted by training count, a long-tail curve
@@ -248,7 +249,8 @@ def _markdown(summary: dict) -> str:
         )
     formats = ", ".join(f"{mode} {n}" for mode, n in summary["pixel_formats"].items())
     lines += [f"- pixel formats: {formats}", f"- unreadable or unusable files: {len(summary['unreadable'])}"]
-    lines += [f"- duplicate groups (same bytes): {len(summary['duplicates'])}, of which across splits: {summary['duplicates_across_splits']}"]
+    duplicates, leaks = len(summary["duplicates"]), summary["duplicates_across_splits"]
+    lines += [f"- duplicate groups (same bytes): {duplicates}, of which across splits: {leaks}"]
     lines += [f"- note: {w}" for w in summary["warnings"]]
     lines += ["", "## Images per class", ""]
     header = ["class", *summary["per_class"]]

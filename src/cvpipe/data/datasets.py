@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from cvpipe.data.digits import digits_root
-from cvpipe.data.image_io import check_image, read_image
+from cvpipe.data.image_io import TRUNCATED_ALLOWED_MESSAGE, check_image, read_image, truncated_images_allowed
 from cvpipe.data.layouts import LAYOUTS, READERS, Listing, Record, detect_layout, natural_key, read_names
 from cvpipe.errors import ConfigError, DataError
 
@@ -134,9 +134,10 @@ class Splits:
     REPORT_NAME = "skipped_files.csv"
 
     def write_report(self, path: PathLike) -> Path:
-        """Write the skipped files as CSV (``path,reason``); ``path`` may be a folder."""
+        """Write the skipped files as CSV (``path,reason``) to ``path``: a ``.csv`` file, or a
+        folder (the run folder) that receives ``skipped_files.csv``. Returns the file written."""
         path = Path(path)
-        if path.is_dir() or not path.suffix:
+        if path.suffix.lower() != ".csv":
             path = path / self.REPORT_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="", encoding="utf-8") as f:
@@ -147,7 +148,8 @@ class Splits:
 
     def describe(self) -> str:
         """One line for logs: where the data is and how many images each split has."""
-        sizes = ", ".join(f"{len(ds)} {name}" for name, ds in (("train", self.train), ("val", self.val), ("test", self.test)) if ds is not None)
+        parts = (("train", self.train), ("val", self.val), ("test", self.test))
+        sizes = ", ".join(f"{len(ds)} {name}" for name, ds in parts if ds is not None)
         kind = "multi-label" if self.multi_label else "single-label"
         left_out = f", {len(self.skipped)} file(s) skipped" if self.skipped else ""
         return f"{self.root} ({self.layout} layout, {len(self.classes)} classes, {kind}): {sizes} images{left_out}"
@@ -216,7 +218,10 @@ def build_splits(data_cfg, in_chans: int = 3, check: bool = True) -> Splits:
         parts, bad = _drop_unreadable(parts, data_cfg.strict)
         skipped += bad
     if not parts["train"]:
-        raise DataError(f"data.root {root}: no usable training images ({len(skipped)} skipped; see the reasons with `cvpipe dataset-report`)")
+        raise DataError(
+            f"data.root {root}: no usable training images ({len(skipped)} skipped; "
+            "see the reasons with `cvpipe dataset-report`)"
+        )
 
     def dataset(items):
         if not items:
@@ -397,6 +402,8 @@ def check_images(paths: Sequence[PathLike], desc: str = "checking images") -> di
 
     Shows a progress bar with an ETA for large folders when on a terminal (rank 0 only).
     """
+    if truncated_images_allowed():
+        raise DataError(TRUNCATED_ALLOWED_MESSAGE)
     paths = [str(p) for p in paths]
     show = len(paths) >= 500 and os.environ.get("RANK", "0") == "0" and sys.stderr.isatty()
     workers = min(32, 2 * (os.cpu_count() or 1))

@@ -18,7 +18,6 @@ cvpipe expects, and says exactly which file failed and why:
 
 from __future__ import annotations
 
-import struct
 import threading
 import warnings
 from dataclasses import dataclass
@@ -115,15 +114,29 @@ def inspect_image(source: Union[PathLike, BinaryIO], name: Optional[PathLike] = 
     try:
         with _open(source, name) as image:
             width, height, file_mode = image.width, image.height, image.mode
+            if _orientation(image, name) in (5, 6, 7, 8):  # shown rotated by 90 degrees
+                width, height = height, width
             _to_mode(_load(image, name, draft=True), name, "RGB")
     except ImageReadError as e:
         return ImageInfo(problem=e.reason)
     return ImageInfo(problem=None, width=width, height=height, mode=file_mode)
 
 
+def truncated_images_allowed() -> bool:
+    """True when someone set ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``: Pillow would then pad
+    truncated files with grey instead of failing, and cvpipe refuses to read anything."""
+    return bool(ImageFile.LOAD_TRUNCATED_IMAGES)
+
+
+TRUNCATED_ALLOWED_MESSAGE = (
+    "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set to True (by your code or a library it imports), "
+    "so truncated images would be padded silently; set it back to False"
+)
+
+
 # --------------------------------------------------------------------------- internals
 
-
+_ORIENTATION = 0x0112  # EXIF tag
 
 
 def _decode(source, name, mode: str, draft: bool) -> Image.Image:
@@ -146,31 +159,45 @@ def _open(source, name) -> Image.Image:
         raise ImageReadError(name, _bomb_reason()) from None
     except UnidentifiedImageError:
         raise ImageReadError(name, _unidentified_reason(source)) from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
+    except Exception as e:  # a malformed header can trip any parser error; none may escape
         if "truncated" in str(e).lower():  # the file ends inside its header
             raise ImageReadError(name, "truncated file") from None
-        raise ImageReadError(name, f"cannot be opened ({e})") from None
+        raise ImageReadError(name, f"cannot be opened ({type(e).__name__}: {e})") from None
 
 
 def _load(image: Image.Image, name, draft: bool) -> Image.Image:
     """Decode the pixels (raising on a truncated stream) and apply the EXIF orientation."""
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        # Someone switched Pillow into padding truncated files with grey: that would be a
-        # silent repair, which cvpipe never does.
-        raise ImageReadError(name, "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; unset it so truncated files are caught")
+    if truncated_images_allowed():  # cvpipe never repairs silently
+        raise ImageReadError(name, TRUNCATED_ALLOWED_MESSAGE)
     if draft and image.format == "JPEG":
         image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
     try:
         image.load()
-        return ImageOps.exif_transpose(image)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise ImageReadError(name, _bomb_reason()) from None
     except OSError as e:
         text = str(e)
         reason = "truncated file" if "truncated" in text else f"corrupt image data ({text})"
         raise ImageReadError(name, reason) from None
-    except (SyntaxError, ValueError, EOFError, struct.error) as e:
-        raise ImageReadError(name, f"corrupt image data ({e})") from None
+    except Exception as e:  # a malformed file can trip any decoder error; none may escape
+        raise ImageReadError(name, f"corrupt image data ({type(e).__name__}: {e})") from None
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as e:  # EXIF is untrusted metadata (in PNG it may follow the pixels)
+        raise _exif_error(name, e) from None
+
+
+def _orientation(image: Image.Image, name) -> int:
+    try:
+        return int(image.getexif().get(_ORIENTATION, 1))
+    except Exception as e:
+        raise _exif_error(name, e) from None
+
+
+def _exif_error(name, error: Exception) -> ImageReadError:
+    if "truncated" in str(error):
+        return ImageReadError(name, "truncated file")
+    return ImageReadError(name, f"unreadable EXIF data ({type(error).__name__}: {error})")
 
 
 def _to_mode(image: Image.Image, name, mode: str) -> Image.Image:

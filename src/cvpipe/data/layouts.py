@@ -135,6 +135,13 @@ def detect_layout(root: Path, cfg) -> str:
 def read_folder(root: Path, cfg) -> Listing:
     listing = Listing("folder", {})
     folders = split_folders(root) or {"all": root}
+    if "all" in folders:
+        orphans = sorted(c.name for c in root.iterdir() if c.is_dir() and c.name.lower() in SPLIT_ALIASES)
+        if orphans:
+            raise DataError(
+                f"data.root {root}: has {', '.join(orphans)}/ but no train/ folder; add train/, "
+                "or rename the folder if it is a class"
+            )
     for split, base in folders.items():
         records = []
         loose = 0
@@ -142,8 +149,6 @@ def read_folder(root: Path, cfg) -> Listing:
             if child.name.startswith("."):
                 continue
             if child.is_dir():
-                if base is root and SPLIT_ALIASES.get(child.name.lower()):
-                    continue
                 records += [Record(p, (child.name,), str(child)) for p in iter_images(child)]
             elif is_image_file(child):
                 loose += 1

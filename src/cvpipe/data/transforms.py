@@ -141,7 +141,8 @@ def build_train_transform(aug: AugmentConfig, preprocess: dict) -> v2.Compose:
     interpolation = INTERPOLATIONS[preprocess["interpolation"]]
     steps: list = []
     if aug.random_resized_crop:
-        steps.append(v2.RandomResizedCrop(size, scale=tuple(aug.scale), ratio=tuple(aug.ratio), interpolation=interpolation, antialias=True))
+        crop = v2.RandomResizedCrop(size, tuple(aug.scale), tuple(aug.ratio), interpolation=interpolation, antialias=True)
+        steps.append(crop)
     else:
         steps.append(_eval_geometry(preprocess)[0])  # the eval resize
         steps.append(v2.RandomCrop(size, padding=aug.padding or None, padding_mode=aug.padding_mode, pad_if_needed=True))
