@@ -235,7 +235,8 @@ def resize(
     batch = image.shape[:-2]
     if torch_kwargs is not None and image.dtype == torch.uint8 and mode == "bilinear":
         # torch's integer bilinear kernel rounds within one grey level of the float path.
-        # (Its integer bicubic clamps between the two passes, so bicubic stays in float.)
+        # (Its integer bicubic differs from float and from OpenCV by up to 25 grey levels
+        # on noisy images, so bicubic stays in float.)
         x = F.interpolate(image.reshape(1, -1, in_h, in_w), (out_h, out_w), **torch_kwargs)
         return x.reshape(*batch, out_h, out_w)
 
