@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Optional, Sequence, Union
 
@@ -186,8 +186,11 @@ class DetectionDataset:
         """``(len(images),)`` int64 count of objects (ignored included) in each image."""
         return np.bincount(self.image_index, minlength=len(self.images)).astype(np.int64)
 
-    def image_path(self, i: int) -> Optional[Path]:
-        return self.images[i].path
+    def objects_by_image(self) -> list[np.ndarray]:
+        """Object indices of each image, in file order."""
+        order = np.argsort(self.image_index, kind="stable")
+        starts = np.searchsorted(self.image_index[order], np.arange(len(self.images) + 1))
+        return [order[starts[i]:starts[i + 1]] for i in range(len(self.images))]
 
     # -------------------------------------------------------------- selection
     def select_objects(self, keep) -> "DetectionDataset":
@@ -220,16 +223,11 @@ class DetectionDataset:
         """Replace the category list; ``id_map`` (old id -> new id) renumbers the objects, and
         objects whose category is not in the new list are dropped."""
         ds = self.select_objects(np.arange(self.num_objects))
-        if id_map:
-            ds.category_id = np.array([id_map.get(int(c), int(c)) for c in ds.category_id], dtype=np.int64)
+        if id_map and ds.num_objects:
+            ids, inverse = np.unique(ds.category_id, return_inverse=True)  # map the K ids, not the N objects
+            ds.category_id = np.array([id_map.get(int(i), int(i)) for i in ids], dtype=np.int64)[inverse]
         ds.categories = list(categories)
         return ds.select_objects(ds.category_index() >= 0)
-
-    def copy(self) -> "DetectionDataset":
-        ds = self.select_objects(np.arange(self.num_objects))
-        ds.images = [replace(im, extra=dict(im.extra)) for im in self.images]
-        ds.object_extra = [dict(e) for e in ds.object_extra]
-        return ds
 
 
 @dataclass

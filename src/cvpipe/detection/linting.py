@@ -186,9 +186,8 @@ def _image_findings(ds: DetectionDataset, check_files: bool) -> list[Issue]:
     return out
 
 
-def _class_findings(ds: DetectionDataset, counts: dict, imbalance: float) -> list[Issue]:
+def _class_findings(ds: DetectionDataset, counts: dict, imbalance: float, where: str) -> list[Issue]:
     out: list[Issue] = []
-    where = ds.images[0].source if ds.images else ""
     ids, names = [c.id for c in ds.categories], ds.class_names
     for what, values in (("category id", ids), ("category name", names)):
         for v, n in Counter(values).items():
@@ -265,9 +264,9 @@ def lint(
                                                                                image_root=image_root)
     findings = list(ds.issues) + _box_findings(ds) + _image_findings(ds, check_files)
     stats = dataset_statistics(ds)
-    findings += _class_findings(ds, stats["objects_per_class"], imbalance)
-    report = LintReport(str(dataset) if not isinstance(dataset, DetectionDataset) else "dataset", ds.format,
-                        findings, stats)
+    name = "dataset" if isinstance(dataset, DetectionDataset) else str(dataset)
+    findings += _class_findings(ds, stats["objects_per_class"], imbalance, name)
+    report = LintReport(name, ds.format, findings, stats)
     if out_dir is not None:
         from cvpipe.detection.plots import plot_dataset_statistics
 

@@ -170,10 +170,9 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         b.add_object(image, box, cid, crowd, area, ann_id, i, extra)
 
 
-def _coco_json(ds: DetectionDataset, image_ids: np.ndarray, ann_ids: np.ndarray, images: list[int]) -> dict:
-    order = {im: k for k, im in enumerate(images)}
-    objs = np.flatnonzero(np.isin(ds.image_index, images))
-    objs = objs[np.argsort([order[i] for i in ds.image_index[objs]], kind="stable")] if len(objs) else objs
+def _coco_json(ds: DetectionDataset, image_ids: np.ndarray, ann_ids: np.ndarray, images: list[int],
+               by_image: list[np.ndarray]) -> dict:
+    objs = np.concatenate([by_image[i] for i in images]) if images else np.zeros(0, np.int64)
     xywh = convert_boxes(ds.boxes[objs], "xyxy", "xywh")
     out_images = []
     for i in images:
@@ -220,6 +219,7 @@ def write_coco(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     (dst / "annotations").mkdir(parents=True, exist_ok=True)
     image_ids = np.array([im.id for im in ds.images], dtype=np.int64)
     ann_ids = _unique_or_renumbered(ds.annotation_id, ds.annotation_id >= 0)
+    by_image = ds.objects_by_image()
     for split in ds.splits:
         members = [i for i, im in enumerate(ds.images) if im.split == split]
         ids = image_ids[members]
@@ -233,6 +233,6 @@ def write_coco(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
             raise DataError(f"split {split or '(none)'}: file name {dup!r} is used by several images")
         for i in members:
             issues.extend(copy_image(ds.images[i], folder / ds.images[i].file_name))
-        data = _coco_json(ds, image_ids, ann_ids, members)
+        data = _coco_json(ds, image_ids, ann_ids, members, by_image)
         (dst / "annotations" / json_name).write_text(json.dumps(data), encoding="utf-8")
     return issues

@@ -17,7 +17,6 @@ from cvpipe.detection.annotations import (
     Category,
     DatasetBuilder,
     DetectionDataset,
-    Issue,
     format_number,
 )
 
@@ -86,11 +85,11 @@ def default_categories(count: int) -> list[Category]:
     return [Category(i + 1, str(i)) for i in range(count)]
 
 
-def write_label_files(ds: DetectionDataset, i: int, objs: np.ndarray, rows: np.ndarray, label_path: Path,
-                      labels_dir_name: str, decimals: int) -> list[Issue]:
-    """Write image ``i``'s objects ``objs`` (values ``rows`` ``(n, 4)``) as ``cls v v v v`` lines:
-    regular ones to ``label_path``, ignored ones to the sidecar. The label file is written even
-    when empty (an image without objects is then explicit)."""
+def write_label_files(ds: DetectionDataset, objs: np.ndarray, rows: np.ndarray, label_path: Path,
+                      labels_dir_name: str, decimals: int) -> None:
+    """Write the objects ``objs`` of one image (values ``rows`` ``(n, 4)``) as ``cls v v v v``
+    lines: regular ones to ``label_path``, ignored ones to the sidecar. The label file is
+    written even when empty (an image without objects is then explicit)."""
     index_of = {c.id: k for k, c in enumerate(ds.categories)}
     regular, ignored = [], []
     for j, row in zip(objs, rows):
@@ -102,11 +101,3 @@ def write_label_files(ds: DetectionDataset, i: int, objs: np.ndarray, rows: np.n
         side = ignore_path(label_path, labels_dir_name)
         side.parent.mkdir(parents=True, exist_ok=True)
         side.write_text("".join(ignored), encoding="utf-8")
-    return []
-
-
-def objects_by_image(ds: DetectionDataset) -> list[np.ndarray]:
-    """Object indices of each image, file order kept."""
-    order = np.argsort(ds.image_index, kind="stable")
-    starts = np.searchsorted(ds.image_index[order], np.arange(len(ds.images) + 1))
-    return [order[starts[i]:starts[i + 1]] for i in range(len(ds.images))]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 
 from cvpipe.detection.annotations import (
     DatasetBuilder,
@@ -33,7 +32,6 @@ from cvpipe.detection.formats.textlabels import (
     add_label_objects,
     default_categories,
     ignore_path,
-    objects_by_image,
     parse_label_file,
     write_label_files,
 )
@@ -126,10 +124,10 @@ def write_txt(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         raise DataError(f"two images would share Annotations/{dup}.txt (all splits share one folder)")
     rows = convert_boxes(ds.boxes, "xyxy", "cxcywh")
     lists: dict[str, list[str]] = {}
-    for i, (im, objs) in enumerate(zip(ds.images, objects_by_image(ds))):
+    for i, (im, objs) in enumerate(zip(ds.images, ds.objects_by_image())):
         issues.extend(copy_image(im, dst / "JPEGImages" / im.file_name))
         label = dst / "Annotations" / f"{stems[i]}.txt"
-        issues.extend(write_label_files(ds, i, objs, rows[objs], label, "Annotations", DECIMALS))
+        write_label_files(ds, objs, rows[objs], label, "Annotations", DECIMALS)
         lists.setdefault(im.split, []).append(f"JPEGImages/{im.file_name}\n")
     for split, lines in lists.items():
         name = f"filelist_{split}.txt" if split else "filelist.txt"

@@ -29,7 +29,6 @@ from defusedxml.ElementTree import ParseError
 from defusedxml.ElementTree import parse as safe_parse
 
 from cvpipe.detection.annotations import (
-    Category,
     DatasetBuilder,
     DetectionDataset,
     ImageInfo,
@@ -63,6 +62,11 @@ def _read_splits(root: Path) -> dict[str, str]:
 def _text(node, tag: str) -> Optional[str]:
     child = node.find(tag)
     return child.text.strip() if child is not None and child.text is not None else None
+
+
+def _scalar(text: str):
+    """An extra field's text as an int when it is one (``<truncated>0``), else the string."""
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def _flag(node, tag: str, what: str) -> int:
@@ -157,7 +161,7 @@ def _image_info(node, xml_path: Path, ann_dir: Path, image_dir: Path, rel: str) 
             extra["depth"] = depth
     for child in node:
         if child.tag not in _IMAGE_KEYS and len(child) == 0 and child.text and child.text.strip():
-            extra[child.tag] = child.text.strip()
+            extra[child.tag] = _scalar(child.text.strip())
     return ImageInfo(filename, width, height, 0, "", image_dir / filename, rel, extra)
 
 
@@ -177,7 +181,8 @@ def _object(obj) -> tuple[str, np.ndarray, bool, dict]:
     xmin, ymin, xmax, ymax = values
     box = np.array([xmin - 1.0, ymin - 1.0, xmax, ymax])
     difficult = bool(_flag(obj, "difficult", "difficult"))
-    extra = {c.tag: c.text.strip() for c in obj if c.tag not in _OBJECT_KEYS and len(c) == 0 and c.text and c.text.strip()}
+    extra = {c.tag: _scalar(c.text.strip()) for c in obj
+             if c.tag not in _OBJECT_KEYS and len(c) == 0 and c.text and c.text.strip()}
     return name, box, difficult, extra
 
 
@@ -222,10 +227,7 @@ def write_voc(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         raise DataError(f"two images would share Annotations/{dup}.xml (VOC keeps every split in one folder)")
     names = {c.id: c.name for c in ds.categories}
     (dst / "Annotations").mkdir(parents=True, exist_ok=True)
-    order = np.argsort(ds.image_index, kind="stable")
-    starts = np.searchsorted(ds.image_index[order], np.arange(len(ds.images) + 1))
-    for i, im in enumerate(ds.images):
-        objs = order[starts[i]:starts[i + 1]]
+    for i, (im, objs) in enumerate(zip(ds.images, ds.objects_by_image())):
         xml_path = dst / "Annotations" / f"{stems[i]}.xml"
         xml_path.parent.mkdir(parents=True, exist_ok=True)
         ET.ElementTree(_voc_xml(ds, i, objs, names)).write(xml_path, encoding="utf-8", xml_declaration=False)

@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from cvpipe.detection.annotations import (
+    Category,
     DatasetBuilder,
     DetectionDataset,
     ImageInfo,
@@ -38,11 +39,9 @@ from cvpipe.detection.formats.textlabels import (
     add_label_objects,
     default_categories,
     ignore_path,
-    objects_by_image,
     parse_label_file,
     write_label_files,
 )
-from cvpipe.detection.annotations import Category
 from cvpipe.errors import DataError
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -202,14 +201,14 @@ def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         raise DataError(f"two images of split {split or '(none)'} would share the label file {stem}.txt")
     wh = np.array([[im.width, im.height, im.width, im.height] for im in ds.images], dtype=np.float64).reshape(-1, 4)
     rows = convert_boxes(ds.boxes, "xyxy", "cxcywh") / np.maximum(wh[ds.image_index], 1e-300)
-    for i, (im, objs) in enumerate(zip(ds.images, objects_by_image(ds))):
+    for im, objs in zip(ds.images, ds.objects_by_image()):
         sub = PurePosixPath(im.split) if im.split else PurePosixPath()
         issues.extend(copy_image(im, dst / "images" / sub / im.file_name))
         label = dst / "labels" / sub / PurePosixPath(im.file_name).with_suffix(".txt")
         if im.width <= 0 or im.height <= 0:
             issues.append(Issue(im.source or im.file_name, "image size unknown; YOLO labels need it, labels not written"))
             continue
-        issues.extend(write_label_files(ds, i, objs, rows[objs], label, "labels", DECIMALS))
+        write_label_files(ds, objs, rows[objs], label, "labels", DECIMALS)
     data = {
         **{s: f"images/{s}" for s in ds.splits if s},
         "nc": len(ds.categories),
