@@ -69,8 +69,8 @@ def intrinsic_matrix(fx, fy, cx, cy, skew=0.0, *, dtype=None, device=None) -> Te
         fx, fy: focal lengths in pixels; numbers or tensors of any broadcastable shape.
         cx, cy: principal point in pixels (pixel centres at integers).
         skew: axis skew, 0 for every modern sensor.
-        dtype, device: used when every argument is a plain number (default dtype otherwise
-            inherited from the tensor arguments).
+        dtype, device: of the result; by default those of the first tensor argument, or
+            torch's default dtype on the CPU when all are numbers.
 
     Returns:
         ``(..., 3, 3)`` with ``...`` the broadcast shape of the arguments.
@@ -113,14 +113,14 @@ def intrinsic_matrix_from_fov(
     if not fov_x.is_floating_point():
         fov_x = fov_x.to(torch.get_default_dtype())
     if bool(((fov_x * to_rad <= 0) | (fov_x * to_rad >= math.pi)).any()):
-        raise ValueError(f"fov_x must lie strictly between 0 and 180 degrees, got {fov_x}")
+        raise ValueError(f"fov_x must lie strictly between 0 and 180 degrees (pi radians), got {fov_x}")
     fx = (width / 2) / torch.tan(fov_x * to_rad / 2)
     if fov_y is None:
         fy = fx
     else:
         fov_y = torch.as_tensor(fov_y, dtype=fx.dtype, device=fx.device)
         if bool(((fov_y * to_rad <= 0) | (fov_y * to_rad >= math.pi)).any()):
-            raise ValueError(f"fov_y must lie strictly between 0 and 180 degrees, got {fov_y}")
+            raise ValueError(f"fov_y must lie strictly between 0 and 180 degrees (pi radians), got {fov_y}")
         fy = (height / 2) / torch.tan(fov_y * to_rad / 2)
     return intrinsic_matrix(fx, fy, (width - 1) / 2, (height - 1) / 2)
 
