@@ -212,3 +212,11 @@ def test_bad_arguments_raise_value_error():
         remap(torch.zeros(8, 8), grid, grid)
     with pytest.raises(ValueError, match="alpha"):
         optimal_new_camera_matrix(torch.eye(3), None, (8, 8), 1.5)
+
+
+def test_undistort_image_gradients_flow_to_image_and_camera(rng):
+    cam = random_camera(rng, 5, (6, 8))
+    img = torch.rand(2, 6, 8, dtype=torch.float64, requires_grad=True)
+    K = T(cam.K).requires_grad_()
+    dist = T(cam.dist).requires_grad_()
+    assert gradcheck(lambda i, K, d: undistort_image(i, K, d), (img, K, dist))
