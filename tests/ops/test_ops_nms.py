@@ -217,6 +217,12 @@ def test_hard_nms_options():
     assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).shape == (0,)
     assert nms(boxes, scores, 0.5, score_threshold=2.0).shape == (0,)
     assert nms(boxes[:1], scores[:1], 0.5).tolist() == [0]
+    # Many classes and tied scores on both of torchvision's batched paths (<= and > 1000 boxes).
+    for n in (600, 1500):
+        boxes, _, labels = clustered(n, 3, classes=50, dtype=torch.float32)
+        scores = torch.randint(0, 4, (n,), generator=torch.Generator().manual_seed(n)).float() / 4
+        got = nms(boxes, scores, 0.5, classes=labels)
+        assert got.tolist() == indices(ref_greedy(boxes.double(), scores.double(), 0.5, labels))
     int_boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 10, 10]])
     assert nms(int_boxes, torch.tensor([0.9, 0.8]), 0.5).tolist() == [0]  # upcast, no error
 

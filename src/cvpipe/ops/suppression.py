@@ -30,7 +30,7 @@ import torch
 import torchvision
 from torch import Tensor
 
-from cvpipe.ops.boxes import _collapse, _iou_and_union, box_convert
+from cvpipe.ops.boxes import _collapse, box_convert
 
 __all__ = [
     "NMS_METHODS",
@@ -56,10 +56,8 @@ _GRID_BUDGET = 1 << 21
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare(
-    boxes: Tensor, scores: Tensor, classes: Tensor | None, score_threshold: float | None
-) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
-    """Validate and upcast; return boxes, scores, classes and the indices above the threshold."""
+def _validate(boxes: Tensor, scores: Tensor, classes: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Check shapes; return boxes upcast to float32/float64 and scores in the same dtype."""
     if not isinstance(boxes, Tensor) or boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"boxes must be an (N, 4) tensor, got {getattr(boxes, 'shape', type(boxes).__name__)}")
     n = boxes.shape[0]
@@ -69,9 +67,16 @@ def _prepare(
         raise ValueError(f"classes must be an ({n},) tensor to match boxes, got {getattr(classes, 'shape', classes)}")
     if boxes.dtype not in (torch.float32, torch.float64):
         boxes = boxes.float()
-    scores = scores.to(boxes.dtype)
+    return boxes, scores.to(boxes.dtype)
+
+
+def _prepare(
+    boxes: Tensor, scores: Tensor, classes: Tensor | None, score_threshold: float | None
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """Validate and upcast; return boxes, scores, classes and the indices above the threshold."""
+    boxes, scores = _validate(boxes, scores, classes)
     if score_threshold is None:
-        candidates = torch.arange(n, device=boxes.device)
+        candidates = torch.arange(boxes.shape[0], device=boxes.device)
     else:
         candidates = torch.nonzero(scores > score_threshold).squeeze(1)
     return boxes, scores, classes, candidates
@@ -164,20 +169,27 @@ def nms(
         ``(K,)`` ``int64`` indices of the kept boxes, best score first; empty for empty input.
     """
     _check_threshold(iou_threshold, "iou_threshold")
-    boxes, scores, classes, candidates = _prepare(boxes, scores, classes, score_threshold)
-    if candidates.numel() == 0:
-        return _empty_index(boxes)
+    boxes, scores = _validate(boxes, scores, classes)
+    if max_det is not None and max_det < 0:
+        raise ValueError(f"max_det must be >= 0, got {max_det}")
+    candidates = None
     if score_threshold is not None:
+        candidates = torch.nonzero(scores > score_threshold).squeeze(1)
         boxes, scores = boxes[candidates], scores[candidates]
         classes = classes[candidates] if classes is not None else None
     if classes is None:
+        # The kernel orders by a stable descending sort: best first, ties by lower index.
         keep = torchvision.ops.nms(boxes, scores, float(iou_threshold))
     else:
         keep = torchvision.ops.batched_nms(boxes, scores, classes, float(iou_threshold))
-    kept_scores = scores[keep]
-    if score_threshold is not None:
+        if boxes.shape[0] > 1000:
+            # Small inputs go through the kernel above (boxes offset per class), large ones
+            # through torchvision's per-class loop, whose final sort is not stable: restore
+            # the tie order. At this size the two sorts cost well under 1% of the NMS.
+            keep = _finish(keep, scores[keep], None)[0]
+    if candidates is not None:
         keep = candidates[keep]
-    return _finish(keep, kept_scores, max_det)[0]
+    return keep if max_det is None else keep[:max_det]
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
@@ -197,24 +209,40 @@ def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: f
 # --------------------------------------------------------------------------------------------
 
 
+def _planes(boxes: Tensor, centres: bool = False) -> list[Tensor]:
+    """Collapsed ``(..., 4)`` boxes as contiguous planes ``x1, y1, x2, y2, area[, cx, cy]``.
+
+    Broadcasting separate planes is several times faster than slicing ``(..., 4)`` boxes.
+    """
+    x1, y1, x2, y2 = boxes.movedim(-1, 0).contiguous()
+    planes = [x1, y1, x2, y2, (x2 - x1) * (y2 - y1)]
+    if centres:
+        planes += [(x1 + x2) / 2, (y1 + y2) / 2]
+    return planes
+
+
+def _planes_iou(a: list[Tensor], b: list[Tensor]) -> Tensor:
+    """IoU of broadcast planes; 0 for two empty boxes."""
+    w = (torch.minimum(a[2], b[2]) - torch.maximum(a[0], b[0])).clamp_(min=0)
+    h = (torch.minimum(a[3], b[3]) - torch.maximum(a[1], b[1])).clamp_(min=0)
+    inter = w.mul_(h)
+    union = (a[4] + b[4]).sub_(inter)
+    # Two empty boxes: 0 / tiny = 0, not NaN (and no boolean mask, slow at this size).
+    return inter.div_(union.clamp_(min=torch.finfo(union.dtype).tiny))
+
+
 class _Grid:
     """One layout's boxes, ``(G, L, 4)`` collapsed ``xyxy``, and their overlaps within each row.
 
     ``overlap`` is ``"iou"`` or ``"diou"`` (``IoU - (rho^2 / c^2)^beta``). With ``matrix`` the
     ``(G, L, L)`` overlaps are computed once and :meth:`rows` gathers from them; otherwise each
     call computes the rows it needs. Both give bit-identical values (same formula, same operand
-    order), so the memory budget never changes a result. Coordinates are kept as separate
-    contiguous ``(G, L)`` planes: broadcasting them is several times faster than slicing
-    ``(..., 4)`` boxes.
+    order), so the memory budget never changes a result.
     """
 
     def __init__(self, boxes: Tensor, valid: Tensor, overlap: str = "iou", beta: float = 1.0, matrix: bool = True):
         self.boxes, self.valid, self.overlap, self.beta = boxes, valid, overlap, beta
-        x1, y1, x2, y2 = boxes.permute(2, 0, 1).contiguous()
-        planes = [x1, y1, x2, y2, (x2 - x1) * (y2 - y1)]
-        if overlap == "diou":
-            planes += [(x1 + x2) / 2, (y1 + y2) / 2]
-        self.planes = planes
+        self.planes = planes = _planes(boxes, centres=overlap == "diou")
         self.row_ids = torch.arange(valid.shape[0], device=valid.device)
         self.matrix = None
         if matrix:
@@ -222,11 +250,7 @@ class _Grid:
 
     def _measure(self, a: list[Tensor], b: list[Tensor]) -> Tensor:
         """Overlap of broadcast boxes given as planes ``x1, y1, x2, y2, area[, cx, cy]``."""
-        w = (torch.minimum(a[2], b[2]) - torch.maximum(a[0], b[0])).clamp_(min=0)
-        h = (torch.minimum(a[3], b[3]) - torch.maximum(a[1], b[1])).clamp_(min=0)
-        inter = w.mul_(h)
-        union = (a[4] + b[4]).sub_(inter)
-        iou = torch.where(union > 0, inter.div_(union), 0.0)  # two empty boxes: 0, not NaN
+        iou = _planes_iou(a, b)
         if self.overlap == "iou":
             return iou
         cw = torch.maximum(a[2], b[2]) - torch.minimum(a[0], b[0])
@@ -305,36 +329,50 @@ def _greedy_matrix(
     the pass count is the depth of the longest suppression chain, a handful in practice.
     The owner of each suppressed box (the first kept box that removes it) then gives the
     clusters of weighted NMS and the boxes still live when each box is chosen ("and" NMS).
+
+    The ``(G, L, L)`` work is done in 0/1 floating point with reductions over the last axis
+    (matrix products and sums), which is several times faster on CPU than boolean masks.
+    Overlaps are symmetric, so ``overlap[g, j, i]`` serves as "box ``i`` against box ``j``".
     """
-    valid, overlap = grid.valid, grid.matrix
-    positions = torch.arange(valid.shape[1], device=valid.device)
-    later = positions[:, None] < positions[None, :]  # (i, j): i comes before j
-    real = later & valid[:, :, None] & valid[:, None, :]  # padding neither suppresses nor joins
-    suppresses = (overlap > iou_threshold) & real  # (G, i, j)
-    kept = valid
+    valid = grid.valid
+    groups, length = valid.shape
+    real = valid.to(grid.matrix.dtype)
+    positions = torch.arange(length, device=valid.device)
+    # before[j, i] = 1 when box i comes before box j; padding neither suppresses nor is suppressed.
+    before = (positions[None, :] < positions[:, None]).to(real.dtype)
+    pairs = before * real[:, :, None] * real[:, None, :]  # (G, j, i)
+    # sign(x - t) clamped at 0 is the indicator of x > t: the threshold itself is not exceeded.
+    suppressed_by = (grid.matrix - iou_threshold).sign_().clamp_(min=0).mul_(pairs)  # (G, j, i)
+    kept = real
     while True:
-        settled = valid & ~(suppresses & kept[:, :, None]).any(1)
+        count = torch.bmm(suppressed_by, kept[:, :, None]).squeeze(2)  # kept boxes suppressing j
+        settled = real * (count == 0)
         if torch.equal(settled, kept):
             break
         kept = settled
     merged = confirmed = None
     if weights is None and confirm_threshold is None:
-        return kept, merged, confirmed
-    by_kept = suppresses & kept[:, :, None]
-    removed = by_kept.any(1)  # (G, j)
-    owner = by_kept.to(torch.uint8).argmax(1)  # (G, j): first kept box that suppresses j
+        return kept.bool(), merged, confirmed
+    removed = count > 0
+    # The first kept suppressor of j maximises (L - i) over the kept suppressors.
+    owner = length - (suppressed_by * kept[:, None, :] * (length - positions).to(real.dtype)).amax(2).long()
+    owner = torch.where(removed, owner, positions)  # a box that is not removed owns itself
     if weights is not None:
-        cluster = by_kept & (owner[:, None, :] == positions[None, :, None])  # (G, i, j): j joins i
-        w = cluster.to(weights.dtype) * weights[:, None, :]
-        total = w.sum(2) + weights
-        weighted_sum = torch.bmm(w, grid.boxes) + weights[..., None] * grid.boxes
+        w = weights * (removed | kept.bool())
+        total = torch.zeros_like(w).scatter_add_(1, owner, w)
+        weighted_sum = torch.zeros_like(grid.boxes).scatter_add_(
+            1, owner[..., None].expand(-1, -1, 4), w[..., None] * grid.boxes
+        )
         mean = weighted_sum / torch.where(total > 0, total, torch.ones_like(total))[..., None]
         merged = torch.where((total > 0)[..., None], mean, grid.boxes)
     if confirm_threshold is not None:
         # j is still live when i is chosen unless a kept box before i already removed it.
-        live = ~removed[:, None, :] | (owner[:, None, :] >= positions[None, :, None])
-        confirmed = ((overlap > confirm_threshold) & real & live).any(2)
-    return kept, merged, confirmed
+        order_i, owner_j = positions.to(real.dtype)[None, :, None], owner.to(real.dtype)[:, None, :]
+        removed_before = removed.to(real.dtype)[:, None, :] * (order_i - owner_j).clamp_(0, 1)  # (G, i, j)
+        live = pairs.transpose(1, 2) * (1 - removed_before)
+        confirming = (grid.matrix - confirm_threshold).sign_().clamp_(min=0).mul_(live)  # (G, i, j)
+        confirmed = confirming.sum(2) > 0
+    return kept.bool(), merged, confirmed
 
 
 def _greedy_nms(
@@ -588,7 +626,7 @@ def matrix_nms(
     boxes, scores, classes, _ = _prepare(boxes, scores, classes, None)
     picked, decayed = [_empty_index(boxes)], [scores.new_empty(0)]
     collapsed = _collapse(boxes)
-    for index, valid, _ in _layouts(scores, classes):
+    for index, valid, _ in _layouts(scores, classes, growth=1.25):
         grid_scores = scores[index] * _matrix_decay(collapsed[index], valid, kernel, sigma)
         keep = valid if score_threshold is None else valid & (grid_scores > score_threshold)
         picked.append(index[keep])
@@ -600,28 +638,34 @@ def matrix_nms(
 def _matrix_decay(boxes: Tensor, valid: Tensor, kernel: str, sigma: float) -> Tensor:
     """``(G, L)`` decay factors for rows sorted best first (see :func:`matrix_nms`).
 
-    The upper-triangular IoU matrix is built a block of columns at a time so that no more than
-    about ``_GRID_BUDGET`` entries exist at once; column ``j`` only needs rows ``i < j``.
+    Works on blocks of boxes ``j`` against every earlier box ``i`` so that no more than about
+    ``_GRID_BUDGET`` overlaps exist at once, laid out ``(G, j, i)`` (IoU is symmetric) so the
+    reductions run over the last axis. Pairs that do not count (``i`` not before ``j``,
+    padding) get IoU 0, hence ratio ``1 / f(comp_i) >= 1``, which cannot lower the minimum.
+    A perfect duplicate ``i`` (``f(comp_i) = 0``) is divided by the smallest normal number
+    instead: its ratios become huge except against a box identical to it, which the box it
+    duplicates already decays to 0.
     """
     groups, length = valid.shape
 
     def f(x: Tensor) -> Tensor:
         return torch.exp(-sigma * x * x) if kernel == "gaussian" else 1 - x
 
+    real = valid.to(boxes.dtype)
+    planes = _planes(boxes)
+    tiny = torch.finfo(boxes.dtype).tiny
+    positions = torch.arange(length, device=boxes.device)
     compensate = boxes.new_zeros(groups, length)
     decay = boxes.new_ones(groups, length)
     step = max(1, _GRID_BUDGET // max(1, groups * length))
-    positions = torch.arange(length, device=boxes.device)
     for start in range(0, length, step):
         stop = min(length, start + step)
-        iou = _iou_and_union(boxes[:, :stop, None, :], boxes[:, None, start:stop, :])[0]  # (G, i<stop, j)
-        better = (positions[:stop, None] < positions[None, start:stop]) & valid[:, :stop, None]
-        iou = torch.where(better, iou, torch.zeros_like(iou))
-        compensate[:, start:stop] = iou.amax(1)
-        f_comp = f(compensate[:, :stop, None])
-        ratio = f(iou) / torch.where(f_comp > 0, f_comp, torch.ones_like(f_comp))
-        ratio = torch.where(better & (f_comp > 0), ratio, torch.full_like(ratio, math.inf))
-        decay[:, start:stop] = ratio.amin(1).clamp(max=1)
+        before = (positions[None, :stop] < positions[start:stop, None]).to(boxes.dtype)  # (j, i)
+        iou = _planes_iou([p[:, start:stop, None] for p in planes], [p[:, None, :stop] for p in planes])  # (G, j, i)
+        iou = iou.mul_(before).mul_(real[:, None, :stop])
+        compensate[:, start:stop] = iou.amax(2)
+        f_comp = f(compensate[:, None, :stop]).clamp_(min=tiny)
+        decay[:, start:stop] = (f(iou) / f_comp).amin(2).clamp_(max=1)
     return decay
 
 
