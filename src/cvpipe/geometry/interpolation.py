@@ -178,7 +178,8 @@ def resize(
     Equivalents (same output up to rounding; see the module docstring for conventions):
 
     * ``mode="nearest", align="half_pixel"``: ``cv2.INTER_NEAREST_EXACT``, torch
-      ``"nearest-exact"``; ``align="asymmetric"``: ``cv2.INTER_NEAREST``, torch ``"nearest"``.
+      ``"nearest-exact"``; ``align="asymmetric"``: ``cv2.INTER_NEAREST``, torch ``"nearest"``
+      (both may differ by one pixel where a sample falls exactly between two pixels).
     * ``mode="bilinear"``: ``cv2.INTER_LINEAR`` and torch ``align_corners=False``
       (``"half_pixel"``), torch ``align_corners=True`` (``"align_corners"``).
     * ``mode="bicubic"``: ``cv2.INTER_CUBIC`` and torch ``"bicubic"`` (``a = -0.75``).
