@@ -300,7 +300,16 @@ def normalize_boxes(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
 
 
 def denormalize_boxes(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
-    """Inverse of :func:`normalize_boxes`: multiply by ``(width, height, width, height)``."""
+    """Inverse of :func:`normalize_boxes`: multiply by ``(width, height, width, height)``.
+
+    Args:
+        boxes: ``(..., 4)`` normalised boxes in any of :data:`BOX_FORMATS`.
+        image_size: ``(height, width)`` in pixels.
+
+    Returns:
+        ``(..., 4)`` pixel boxes, floating (integer inputs become the default float dtype);
+        empty input gives an empty tensor.
+    """
     return _scale(boxes, image_size, inverse=False)
 
 
