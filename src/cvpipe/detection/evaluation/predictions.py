@@ -14,13 +14,12 @@ evaluating against the wrong split must not go unnoticed.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
 import numpy as np
 
-from cvpipe.detection.annotations import DetectionDataset, Detections, convert_boxes
+from cvpipe.detection.annotations import DetectionDataset, Detections, convert_boxes, load_json
 from cvpipe.errors import DataError
 
 PREDICTION_FORMATS = ("coco", "yolo", "voc")
@@ -53,8 +52,8 @@ def _unknown(path, names: list) -> DataError:
 def read_coco_results(path, gt: DetectionDataset) -> Detections:
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = load_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
         raise DataError(f"{path}: not valid JSON ({e})") from None
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         data = data["annotations"]  # a COCO-style file with scores

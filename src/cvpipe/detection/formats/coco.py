@@ -31,6 +31,7 @@ from cvpipe.detection.annotations import (
     Issue,
     convert_boxes,
     format_number,
+    load_json,
     safe_relpath,
 )
 from cvpipe.errors import DataError
@@ -89,7 +90,7 @@ def read_coco(path, image_root=None, classes=None) -> DetectionDataset:
 def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) -> None:
     name = str(json_path)
     try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
+        data = load_json(json_path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         b.issue(name, f"not valid JSON ({e}); file skipped")
         return
