@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "train",
     "evaluate",  # `cvpipe eval`
     "predict",
+    "config",
     "models",
     "convert",
     "check_detection",  # `cvpipe check-detection`

@@ -29,6 +29,7 @@ from typing import Iterator, Optional
 
 from cvpipe.data.image_io import is_image_file
 from cvpipe.errors import DataError
+from cvpipe.utils import natural_key
 
 LAYOUTS = ("folder", "labelfile", "pertxt")
 SPLIT_ALIASES = {
@@ -60,15 +61,6 @@ class Listing:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     warnings: list[str] = field(default_factory=list)
     header_names: Optional[list[str]] = None  # class names from a multi-hot CSV header
-
-
-def natural_key(text: str) -> tuple:
-    """Sort key that orders embedded numbers by value: ``"2" < "10"``, ``"img9" < "img10"``.
-
-    Case-insensitive first, then the exact string, so the order is total and deterministic.
-    """
-    parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p.casefold()) for p in re.split(r"(\d+)", text) if p)
-    return parts, text
 
 
 def iter_images(folder: Path) -> Iterator[Path]:

@@ -14,6 +14,7 @@ from typing import Callable
 import torch.nn as nn
 
 from cvpipe.errors import ConfigError
+from cvpipe.utils import natural_key
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -28,9 +29,9 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell-style pattern, sorted."""
+    """Registered names matching a shell-style pattern, in natural order (resnet18 < resnet101)."""
     _load_zoo()
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+    return sorted((n for n in _MODELS if fnmatch.fnmatch(n, pattern)), key=natural_key)
 
 
 def is_model(name: str) -> bool:

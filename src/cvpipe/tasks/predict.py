@@ -25,6 +25,7 @@ from cvpipe.engine.logger import get_logger
 from cvpipe.engine.progress import Progress
 from cvpipe.errors import DataError
 from cvpipe.tasks.common import Trained, device_for, increment_run_dir, load_trained
+from cvpipe.utils import natural_key
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"}
 
@@ -82,7 +83,7 @@ def resolve_source(source: Union[str, Path, int]) -> tuple[str, list]:
         return "video", [int(source)]
     path = Path(source)
     if path.is_dir():
-        files = sorted((p for p in path.rglob("*") if p.is_file() and is_image_file(p)), key=_natural_key)
+        files = sorted((p for p in path.rglob("*") if p.is_file() and is_image_file(p)), key=lambda p: natural_key(str(p)))
         if not files:
             raise DataError(f"{path}: no images found (looked for common image extensions, recursively)")
         return "images", files
@@ -91,17 +92,11 @@ def resolve_source(source: Union[str, Path, int]) -> tuple[str, list]:
             return "video", [path]
         return "images", [path]
     if any(ch in str(source) for ch in "*?["):
-        files = sorted((Path(p) for p in glob.glob(str(source), recursive=True) if is_image_file(p)), key=_natural_key)
+        files = sorted((Path(p) for p in glob.glob(str(source), recursive=True) if is_image_file(p)), key=lambda p: natural_key(str(p)))
         if not files:
             raise DataError(f"{source}: the pattern matches no images")
         return "images", files
     raise DataError(f"{source}: no such file, folder or pattern")
-
-
-def _natural_key(path: Path):
-    import re
-
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]
 
 
 # ------------------------------------------------------------------------------- images
