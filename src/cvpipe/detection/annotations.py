@@ -400,6 +400,8 @@ def read_image_size(path: PathLike, exif: bool = True) -> tuple[int, int]:
                 width, height = height, width
     except FileNotFoundError:
         raise DataError(f"image {path}: file not found") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(f"image {path}: refused as a decompression bomb ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"image {path}: cannot be read ({e})") from None
     return int(width), int(height)
