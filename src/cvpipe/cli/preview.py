@@ -7,8 +7,8 @@ Preview the training augmentation before training: a PNG grid with one row per t
 image: the image as stored, several random training views, and the eval view, exactly as
 the data loaders produce them (resize, crop, flips, rotation, colour jitter, erasing).
 
-CONFIG is a YAML file or a preset name (default: digits). Settings are overridden as
-dotted key=value, so augmentation can be tuned by eye before a run:
+CONFIG is a YAML file or a preset name (default: as `cvpipe train` chooses it).
+Settings are overridden as dotted key=value, so augmentation can be tuned by eye:
 
   cvpipe preview
   cvpipe preview my.yaml data.augment.rotation=20 data.augment.color_jitter=[0.4,0.4,0.4,0.1]
@@ -32,13 +32,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from cvpipe.analysis.preview import preview_augmentations
     from cvpipe.cli.train import split_config_and_overrides
-    from cvpipe.config import load_config
     from cvpipe.errors import ConfigError
+    from cvpipe.tasks.train import resolve_train_config
 
     if args.images < 1 or args.draws < 1:
         raise ConfigError("--images and --draws must be at least 1")
     config, overrides = split_config_and_overrides(args.items)
-    cfg = load_config(config or "digits", overrides)
+    cfg = resolve_train_config(config, overrides)  # the settings `cvpipe train` would use
     path = preview_augmentations(cfg, args.out, n=args.images, draws=args.draws)
     print(f"augmentation preview written to {path}")
     return 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 DESCRIPTION = """\
 Train an image classifier.
 
-CONFIG is a YAML file or a preset name (default: digits, the embedded handwritten-digits
-dataset, which needs no download). Any setting can be overridden as dotted key=value:
+CONFIG is a YAML file or a preset name. Without one, training on the embedded digits
+(the default data, no download) uses the digits preset; training on your own data.root
+starts from the generic defaults (resnet18, 224 px RGB, ImageNet statistics, SGD + cosine).
+Any setting can be overridden as dotted key=value (`cvpipe config` lists them all):
 
   cvpipe train                                   # digits, defaults
   cvpipe train my.yaml train.epochs=30 model.name=resnet18

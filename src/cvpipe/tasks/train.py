@@ -37,8 +37,12 @@ ConfigSource = Union[Config, str, Path, dict, None]
 
 
 def resolve_train_config(config: ConfigSource = None, overrides: Sequence[str] = ()) -> Config:
-    """The config a run uses. ``resume=PATH`` (or ``train.resume=PATH``) starts from the
-    checkpoint's own config; other overrides apply on top (e.g. more ``train.epochs``)."""
+    """The config a run uses.
+
+    Without ``config``: the ``digits`` preset when training on the embedded digits, else the
+    schema defaults (a ResNet-18 on 224 px RGB images), which suit a folder of photos.
+    ``resume=PATH`` (or ``train.resume=PATH``) starts from the checkpoint's own config; other
+    overrides apply on top (e.g. more ``train.epochs``)."""
     overrides = [("train." + o) if o.startswith("resume=") else o for o in overrides]
     resume = next((o.split("=", 1)[1] for o in overrides if o.startswith("train.resume=")), "")
     if isinstance(config, Config):
@@ -51,7 +55,15 @@ def resolve_train_config(config: ConfigSource = None, overrides: Sequence[str] =
         if "config" not in ckpt:
             raise CheckpointError(f"{resume}: no config inside; resume needs a cvpipe last.pt")
         return load_config(ckpt["config"], overrides)
-    return load_config("digits" if config is None else config, overrides)
+    if config is None:
+        config = "digits" if _data_root(overrides) == "digits" else {}
+    return load_config(config, overrides)
+
+
+def _data_root(overrides: Sequence[str]) -> str:
+    """The data.root an override list sets (the last one wins), else the default "digits"."""
+    roots = [o.split("=", 1)[1] for o in overrides if o.startswith("data.root=")]
+    return roots[-1] if roots else "digits"
 
 
 def train(config: ConfigSource = None, overrides: Sequence[str] = ()) -> TrainResult:

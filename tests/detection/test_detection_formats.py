@@ -256,3 +256,14 @@ def test_notes_txt_format_reads_pixel_centres(tmp_path):
     assert ds.boxes.tolist() == [[636.5, 47.5, 657.5, 94.5], [125.0, 359.5, 155.0, 408.5]]
     (root / "filelist.txt").write_text("/abs/JPEGImages/0001.jpg\n")
     assert "absolute" in str(read_dataset(root).issues[0])
+
+
+def test_images_can_be_hard_linked_or_left_out(voc, tmp_path):
+    root, truth = voc
+    convert(root, tmp_path / "linked", "voc", "coco", images="hardlink")
+    source = root / "JPEGImages" / truth[0]["file"]
+    linked = tmp_path / "linked/images/train" / truth[0]["file"]
+    assert linked.stat().st_ino == source.stat().st_ino
+    report = convert(root, tmp_path / "bare", "voc", "yolo", images="none")
+    assert not report.issues and not (tmp_path / "bare/images").exists()
+    assert len(list((tmp_path / "bare/labels").rglob("*.txt"))) == len(truth)
