@@ -1,0 +1,24 @@
+"""Which settings a run starts from when no config file is given."""
+
+from cvpipe.config import Config
+from cvpipe.tasks.train import resolve_train_config
+
+
+def test_digits_preset_only_for_the_embedded_digits():
+    digits = resolve_train_config(None, ["train.epochs=3"])
+    assert (digits.model.name, digits.model.in_chans, digits.train.epochs) == ("lenet_digits", 1, 3)
+    photos = resolve_train_config(None, ["data.root=photos"])
+    assert photos.model == Config().model and photos.data.augment == Config().data.augment  # generic defaults
+    back = resolve_train_config(None, ["data.root=photos", "data.root=digits"])
+    assert back.model.name == "lenet_digits"
+
+
+def test_resume_starts_from_the_checkpoint_config(tmp_path):
+    from cvpipe.config import to_dict
+    from cvpipe.engine.checkpoint import save_checkpoint
+
+    saved = resolve_train_config(None, ["data.root=photos", "model.name=vgg11", "train.epochs=5"])
+    path = save_checkpoint({"config": to_dict(saved)}, tmp_path / "last.pt")
+    resumed = resolve_train_config(None, [f"resume={path}", "train.epochs=9"])
+    assert (resumed.model.name, resumed.data.root, resumed.train.epochs) == ("vgg11", "photos", 9)
+    assert resumed.train.resume == str(path)
