@@ -336,6 +336,13 @@ def parse_number(text: str, what: str) -> float:
     return v
 
 
+def progress(items, desc: str, unit: str = "file"):
+    """A tqdm bar with an ETA over a long per-file loop, shown only on a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, leave=False, dynamic_ncols=True, disable=None)
+
+
 def load_json(path: Path):
     """``json.loads`` of a file with the cyclic garbage collector paused: decoding a COCO file
     allocates millions of small containers, and each allocation burst otherwise triggers

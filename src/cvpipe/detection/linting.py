@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from cvpipe.detection.annotations import DetectionDataset, Issue, read_image_size
+from cvpipe.detection.annotations import DetectionDataset, Issue, progress, read_image_size
 from cvpipe.detection.formats import read_dataset
 from cvpipe.errors import DataError
 
@@ -154,7 +154,7 @@ def _box_findings(ds: DetectionDataset) -> list[Issue]:
 def _image_findings(ds: DetectionDataset, check_files: bool) -> list[Issue]:
     out: list[Issue] = []
     counts = ds.objects_per_image()
-    for i, im in enumerate(ds.images):
+    for i, im in enumerate(progress(ds.images, "checking images", unit="image")):
         where = im.source or im.file_name
         if counts[i] == 0:
             out.append(Issue(where, f"image {im.file_name} has no objects", level="warning"))

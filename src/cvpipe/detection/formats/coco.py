@@ -32,6 +32,7 @@ from cvpipe.detection.annotations import (
     convert_boxes,
     format_number,
     load_json,
+    progress,
     safe_relpath,
 )
 from cvpipe.errors import DataError
@@ -232,7 +233,7 @@ def write_coco(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
             raise DataError(f"split {split or '(none)'}: file name {dup!r} is used by several images")
-        for i in members:
+        for i in progress(members, f"copying images {split}".strip(), unit="image"):
             issues.extend(copy_image(ds.images[i], folder / ds.images[i].file_name))
         data = _coco_json(ds, image_ids, ann_ids, members, by_image)
         (dst / "annotations" / json_name).write_text(json.dumps(data), encoding="utf-8")

@@ -23,6 +23,7 @@ from cvpipe.detection.annotations import (
     Issue,
     convert_boxes,
     list_images,
+    progress,
     read_image_size,
     relative_posix,
     safe_relpath,
@@ -72,7 +73,7 @@ def read_txt(path, image_root=None, classes=None) -> DetectionDataset:
         entries = [("", relative_posix(p, root)) for p in list_images(image_dir)]
 
     parsed, used = [], set()
-    for split, rel_image in entries:
+    for split, rel_image in progress(entries, "reading txt"):
         parts = PurePosixPath(rel_image).parts
         if "JPEGImages" not in parts:
             b.issue(rel_image, "image path is not under JPEGImages/; skipped")
@@ -124,7 +125,7 @@ def write_txt(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         raise DataError(f"two images would share Annotations/{dup}.txt (all splits share one folder)")
     rows = convert_boxes(ds.boxes, "xyxy", "cxcywh")
     lists: dict[str, list[str]] = {}
-    for i, (im, objs) in enumerate(zip(ds.images, ds.objects_by_image())):
+    for i, (im, objs) in enumerate(progress(list(zip(ds.images, ds.objects_by_image())), "writing txt")):
         issues.extend(copy_image(im, dst / "JPEGImages" / im.file_name))
         label = dst / "Annotations" / f"{stems[i]}.txt"
         write_label_files(ds, objs, rows[objs], label, "Annotations", DECIMALS)

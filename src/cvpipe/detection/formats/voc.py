@@ -36,6 +36,7 @@ from cvpipe.detection.annotations import (
     format_number,
     list_images,
     parse_number,
+    progress,
     relative_posix,
     safe_relpath,
 )
@@ -91,7 +92,7 @@ def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> 
     b = DatasetBuilder(format="voc")
 
     parsed = []  # (xml_path, ImageInfo, [(index, name, box, difficult, extra)])
-    for xml_path in xml_files:
+    for xml_path in progress(xml_files, "reading VOC"):
         rel = relative_posix(xml_path, root)
         try:
             node = safe_parse(str(xml_path)).getroot()
@@ -227,7 +228,7 @@ def write_voc(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         raise DataError(f"two images would share Annotations/{dup}.xml (VOC keeps every split in one folder)")
     names = {c.id: c.name for c in ds.categories}
     (dst / "Annotations").mkdir(parents=True, exist_ok=True)
-    for i, (im, objs) in enumerate(zip(ds.images, ds.objects_by_image())):
+    for i, (im, objs) in enumerate(progress(list(zip(ds.images, ds.objects_by_image())), "writing VOC")):
         xml_path = dst / "Annotations" / f"{stems[i]}.xml"
         xml_path.parent.mkdir(parents=True, exist_ok=True)
         ET.ElementTree(_voc_xml(ds, i, objs, names)).write(xml_path, encoding="utf-8", xml_declaration=False)

@@ -30,6 +30,7 @@ from cvpipe.detection.annotations import (
     Issue,
     convert_boxes,
     list_images,
+    progress,
     read_image_size,
     relative_posix,
     safe_relpath,
@@ -151,7 +152,7 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
     parsed = []
     label_files_used = set()
     for split, source in _split_sources(cfg, base, root):
-        for image_path, file_name in _split_images(source, base, b):
+        for image_path, file_name in progress(_split_images(source, base, b), f"reading YOLO {split}".strip()):
             rel_image = relative_posix(image_path, root) if image_path.is_relative_to(root) else str(image_path)
             try:
                 width, height = read_image_size(image_path)
@@ -201,7 +202,7 @@ def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         raise DataError(f"two images of split {split or '(none)'} would share the label file {stem}.txt")
     wh = np.array([[im.width, im.height, im.width, im.height] for im in ds.images], dtype=np.float64).reshape(-1, 4)
     rows = convert_boxes(ds.boxes, "xyxy", "cxcywh") / np.maximum(wh[ds.image_index], 1e-300)
-    for im, objs in zip(ds.images, ds.objects_by_image()):
+    for im, objs in progress(list(zip(ds.images, ds.objects_by_image())), "writing YOLO"):
         sub = PurePosixPath(im.split) if im.split else PurePosixPath()
         issues.extend(copy_image(im, dst / "images" / sub / im.file_name))
         label = dst / "labels" / sub / PurePosixPath(im.file_name).with_suffix(".txt")
