@@ -96,7 +96,7 @@ def read_txt(path, image_root=None, classes=None) -> DetectionDataset:
         for p, ignored in ((label, False), (ignore_path(label, "Annotations"), True)):
             if p.is_file():
                 used.add(p.resolve())
-                found.append((relative_posix(p, root), ignored, *parse_label_file(p, rel_label, b)))
+                found.append((relative_posix(p, root), ignored, *parse_label_file(p, relative_posix(p, root), b)))
         parsed.append((info, found))
 
     if not b.categories:

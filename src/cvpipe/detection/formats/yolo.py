@@ -128,6 +128,11 @@ def _split_images(split_source: Path, base: Path, b: DatasetBuilder) -> list[tup
     return []
 
 
+def _shown(p: Path, root: Path) -> str:
+    """A path for messages: relative to the dataset folder when inside it."""
+    return relative_posix(p, root) if p.is_relative_to(root) else str(p)
+
+
 def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
     """Read a YOLO dataset folder (or its data YAML). ``classes`` overrides the class names."""
     path = Path(path)
@@ -153,21 +158,18 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
     label_files_used = set()
     for split, source in _split_sources(cfg, base, root):
         for image_path, file_name in progress(_split_images(source, base, b), f"reading YOLO {split}".strip()):
-            rel_image = relative_posix(image_path, root) if image_path.is_relative_to(root) else str(image_path)
             try:
                 width, height = read_image_size(image_path)
             except DataError as e:
-                b.issue(rel_image, f"{e}; image skipped")
+                b.issue(_shown(image_path, root), f"{e}; image skipped")
                 continue
             label = label_path_for(image_path)
-            rel_label = relative_posix(label, root) if label.is_relative_to(root) else str(label)
-            info = ImageInfo(file_name, width, height, 0, split, image_path, rel_label)
+            info = ImageInfo(file_name, width, height, 0, split, image_path, _shown(label, root))
             found = []
             for p, ignored in ((label, False), (ignore_path(label, "labels"), True)):
                 if p.is_file():
                     label_files_used.add(p.resolve())
-                    found.append((relative_posix(p, root) if p.is_relative_to(root) else str(p), ignored,
-                                  *parse_label_file(p, rel_label, b)))
+                    found.append((_shown(p, root), ignored, *parse_label_file(p, _shown(p, root), b)))
             parsed.append((info, found))
 
     if not b.categories:
@@ -186,8 +188,7 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
         if folder.is_dir():
             for p in sorted(folder.rglob("*.txt")):
                 if p.resolve() not in label_files_used:
-                    b.issue(relative_posix(p, root) if p.is_relative_to(root) else str(p),
-                            "label file without image (annotation without image)")
+                    b.issue(_shown(p, root), "label file without image (annotation without image)")
     return b.build()
 
 
