@@ -19,6 +19,13 @@ def test_defaults_and_overrides_are_typed(tmp_path):
     assert cfg.train.batch_size == Config().train.batch_size  # untouched default
 
 
+def test_exponent_floats_without_a_dot():
+    cfg = load_config(None, ["optim.lr=1e-4", "optim.eps=1E-8", "optim.betas=[0.9, 1e-3]"])
+    assert cfg.optim.lr == 1e-4 and cfg.optim.eps == 1e-8 and cfg.optim.betas == [0.9, 1e-3]
+    with pytest.raises(ConfigError, match="optim.lr"):
+        load_config(None, ["optim.lr=fast"])
+
+
 def test_unknown_key_suggests_the_closest(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown config key train\.epoch; did you mean train\.epochs\?"):
         load_config(None, ["train.epoch=3"])

@@ -109,7 +109,6 @@ class Trainer:
         self.hooks = hooks or TrainHooks()
         self.state = TrainState()
         self.accum = max(1, cfg.grad_accum)
-        self.steps_per_epoch = math.ceil(len(train_loader) / self.accum)
 
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -236,13 +235,15 @@ class Trainer:
             images = to_device(images, self.device, cfg.channels_last)
             targets = targets.to(self.device, non_blocking=True)
             boundary = (i + 1) % self.accum == 0 or i + 1 == n_batches
+            # Each step averages over the batches it accumulates; the epoch's last group may be short.
+            group = min(self.accum, n_batches - (i // self.accum) * self.accum)
             sync = boundary or not self.dist.distributed
             with self.ddp.no_sync() if not sync else contextlib.nullcontext():
                 with autocast_context(self.device, cfg.precision):
                     outputs = self.ddp(images)
                     loss = self.criterion(outputs, targets)
                     logits = outputs[0] if isinstance(outputs, (tuple, list)) else outputs  # drop aux heads
-                self.scaler.scale(loss / self.accum).backward()
+                self.scaler.scale(loss / group).backward()
             # Checked on every rank together, so all of them stop at the same step.
             if all_reduce_sum((~torch.isfinite(loss.detach())).float()).item() > 0:
                 raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch + 1}, batch {i + 1}")
