@@ -7,9 +7,10 @@ copy, which needs only shapes, so the suite pays for one real forward per model.
 import pytest
 import torch
 import torchvision
-from fvcore.nn import FlopCountAnalysis
+from fvcore.nn import FlopCountAnalysis, parameter_count
 
 from cvpipe.analysis import count_macs, count_parameters
+from cvpipe.models import create_model
 
 # Ops fvcore counts that are not multiply-accumulates (BN folds into the conv at inference,
 # pooling is additions only). fvcore's own docs suggest switching BN off for inference counts.
@@ -30,23 +31,34 @@ def fvcore_counts(model, x):
     }
 
 
-def traced(name):
+def build(source, name):
+    if source == "zoo":
+        return create_model(name, num_classes=1000)
+    return getattr(torchvision.models, name)()
+
+
+def traced(name, source="tv"):
     # Counting needs shapes, not trained or even initialised weights: skip the costly init.
     with torch.device("meta"):
-        model = getattr(torchvision.models, name)().eval()
+        model = build(source, name).eval()
     model = model.to_empty(device="cpu")
     with torch.no_grad():
         for t in [*model.parameters(), *model.buffers()]:
             t.zero_()
     x = torch.randn(1, 3, 224, 224)
     counts = fvcore_counts(model, x)
+    counts["params"] = parameter_count(model)[""]
     return model.to("meta"), counts  # weights are no longer needed, only shapes
 
 
-@pytest.fixture(scope="module", params=["resnet50", "vgg16", "mobilenet_v2"])
+CNNS = [(source, name) for source in ("tv", "zoo") for name in ("resnet50", "vgg16", "mobilenet_v2")]
+
+
+@pytest.fixture(scope="module", params=CNNS, ids=[f"{s}:{n}" for s, n in CNNS])
 def cnn(request):
-    model, counts = traced(request.param)
-    return request.param, model, counts
+    source, name = request.param
+    model, counts = traced(name, source)
+    return name, model, counts
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +91,11 @@ def test_cnn_macs_match_fvcore_within_one_percent(cnn):
 
 
 def test_parameter_counts_are_exact(cnn, vit_b_16):
-    name, model, _ = cnn
-    for n, m in ((name, model), ("vit_b_16", vit_b_16[0])):
+    name, model, fv = cnn
+    for n, m, oracle in ((name, model, fv["params"]), ("vit_b_16", vit_b_16[0], vit_b_16[1]["params"])):
         counts = count_parameters(m)
         weights, _ = PUBLISHED[n]
-        assert counts.total == weights.meta["num_params"] == sum(p.numel() for p in m.parameters())
+        assert counts.total == weights.meta["num_params"] == oracle
         assert counts.trainable == counts.total and counts.per_module[""] == (counts.total, counts.total)
 
 
@@ -130,3 +142,11 @@ def test_fused_attention_op_counted_on_a_real_forward():
     expected = 2 * hand_count_vit(layers=2, tokens=17, dim=16, heads=2, mlp=24, patch=8, size=32, classes=5)
     assert ours.total == expected
     assert torch.backends.mha.get_fastpath_enabled()  # restored after tracing
+
+
+def test_zoo_vit_b16_matches_the_hand_count():
+    with torch.device("meta"):
+        vit = create_model("vit_b_16", num_classes=1000).eval()
+        macs = count_macs(vit, torch.zeros(1, 3, 224, 224))
+    assert macs.total == hand_count_vit()
+    assert count_parameters(vit).total == PUBLISHED["vit_b_16"][0].meta["num_params"]

@@ -1,5 +1,6 @@
 """Small models with known structure for the explain tests (random weights, no downloads)."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -122,3 +123,44 @@ class TinyViT(nn.Module):
 def tiny_vit():
     torch.manual_seed(0)
     return TinyViT().eval()
+
+
+def write_checkpoint(path, overrides, classes, mean, std):
+    """A cvpipe checkpoint with random weights, built the way training builds one."""
+    from cvpipe.config import load_config, to_dict
+    from cvpipe.data.transforms import make_preprocess
+    from cvpipe.engine.checkpoint import save_checkpoint
+    from cvpipe.tasks.common import build_model
+
+    cfg = load_config("digits", overrides)
+    torch.manual_seed(0)
+    model = build_model(cfg, num_classes=len(classes))
+    preprocess = make_preprocess(cfg.data.augment, cfg.model.in_chans, mean, std)
+    save_checkpoint({"model": model.state_dict(), "config": to_dict(cfg), "classes": classes, "preprocess": preprocess}, path)
+    return path
+
+
+@pytest.fixture
+def digits_checkpoint(tmp_path):
+    """The default digits setup (LeNet, 1 channel, 32 px) and the digits image folder."""
+    from cvpipe.data.digits import digits_root
+
+    path = write_checkpoint(tmp_path / "digits.pt", [], [str(i) for i in range(10)], [0.3], [0.37])
+    return path, digits_root()
+
+
+@pytest.fixture
+def folder_checkpoint(tmp_path):
+    """A user's RGB folder (nested, mixed sizes and formats) and a ResNet-18 checkpoint for it."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "photos"
+    for i, (cls, size) in enumerate([("cat", (50, 40)), ("cat", (64, 64)), ("dog", (30, 70)), ("dog", (80, 60))]):
+        folder = root / cls / ("nested" if i == 3 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.{'jpg' if i % 2 else 'png'}")
+    overrides = ["model.name=resnet18", "model.in_chans=3", "data.augment.image_size=48"]
+    path = write_checkpoint(tmp_path / "photos.pt", overrides, ["cat", "dog"], [0.5, 0.5, 0.5], [0.25, 0.25, 0.25])
+    return path, root

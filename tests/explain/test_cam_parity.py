@@ -109,3 +109,34 @@ def test_vit_tokens_match_grad_cam_with_its_reshape_transform():
         theirs = cam(inputs, [ClassifierOutputTarget(int(t)) for t in ours.targets])
     assert ours.layer_maps[layer].shape == (2, 4, 4)
     assert np.abs(ours.maps.numpy() - theirs).max() <= TOL
+
+
+@pytest.mark.parametrize("name,size", [("resnet18", 64), ("mobilenet_v2", 96)])
+def test_zoo_cnns_default_layer_matches_grad_cam(name, size):
+    from cvpipe.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=6).eval()
+    inputs = torch.randn(2, 3, size, size)
+    ours = compute_cam(model, inputs, "gradcam++")  # the model's default_cam_layer
+    module = dict(model.named_modules())[model.default_cam_layer]
+    theirs = _oracle("gradcam++", model, [module], inputs, ours.targets)
+    assert np.abs(ours.maps.numpy() - theirs).max() <= TOL
+
+
+def test_zoo_vit_on_a_non_square_input_matches_grad_cam():
+    from cvpipe.models import create_model
+
+    torch.manual_seed(0)
+    vit = create_model("vit_ti_16", num_classes=4).eval()
+    inputs = torch.randn(1, 3, 96, 64)  # a 6 x 4 patch grid, not the 14 x 14 of 224 px
+
+    def reshape_transform(tokens):
+        return tokens[:, 1:, :].reshape(tokens.shape[0], 6, 4, tokens.shape[2]).permute(0, 3, 1, 2)
+
+    ours = compute_cam(vit, inputs, "gradcam")
+    module = dict(vit.named_modules())[vit.default_cam_layer]
+    with pgc.GradCAM(model=vit, target_layers=[module], reshape_transform=reshape_transform) as cam:
+        theirs = cam(inputs, [ClassifierOutputTarget(int(t)) for t in ours.targets])
+    assert ours.layer_maps[vit.default_cam_layer].shape == (1, 6, 4)
+    assert np.abs(ours.maps.numpy() - theirs).max() <= TOL

@@ -26,6 +26,9 @@ COMMAND_MODULES = [
     "det_eval",  # `cvpipe det-eval`
     "preview",
     "dataset_report",  # `cvpipe dataset-report`
+    "cam",
+    "features",
+    "profile",
 ]
 
 
