@@ -104,3 +104,25 @@ def test_cam_grid_and_gallery(tmp_path, small_cnn):
     open_png(gallery, (200, 200))
     with pytest.raises(ValueError):
         cam_gallery(small_cnn, x[:0], tmp_path / "empty.png")
+
+
+def test_explain_images_streams_batches_of_mixed_sizes(tmp_path, small_cnn):
+    from cvpipe.explain import explain_images
+
+    torch.manual_seed(0)
+    sizes = [16, 16, 16, 24, 24]
+    samples = [(f"im{i}", torch.randn(3, s, s), torch.rand(3, s, s)) for i, s in enumerate(sizes)]
+    samples.append(("im0", torch.randn(3, 24, 24), torch.rand(3, 24, 24)))  # a repeated name
+    targets = [0, 1, 2, 3, 4, 0]
+    report = explain_images(small_cnn, iter(samples), tmp_path, ["gradcam", "xgradcam"], target=targets,
+                            batch_size=2, faithfulness=True, fractions=(0.5,))  # fmt: skip
+    assert len(report.records) == 12
+    by_image = {}
+    for r in report.records:
+        by_image.setdefault(r.image, set()).add(r.target)
+    assert list(by_image) == ["im0", "im1", "im2", "im3", "im4", "im0_2"]
+    assert [by_image[k] for k in by_image] == [{str(t)} for t in targets]
+    assert np.load(tmp_path / "im3_xgradcam.npy").shape == (24, 24)
+    open_png(report.grid, (150, 150))  # the 16 px images only
+    assert set(report.faithfulness()) == {"gradcam", "xgradcam"}
+    assert report.summary_csv.read_text().count("\n") == 13

@@ -62,6 +62,7 @@ class Profile:
                 "by_op": dict(self.macs.by_op),
                 "op_calls": {group: dict(calls) for group, calls in self.macs.calls.items()},
                 "counted_share": self.macs.counted_share,
+                "skipped_output_elements": dict(self.macs.skipped_elements),
             },
             "modules": [asdict(r) for r in self.rows],
             "receptive_fields": [asdict(g) for g in self.geometry],
@@ -189,7 +190,8 @@ def format_profile(profile: Profile, depth: int = 2) -> str:
         lines.append(
             "             skipped (no multiply-accumulate): "
             + "; ".join(
-                f"{group} {sum(c.values())} (" + ", ".join(f"{op} x{n}" for op, n in c.most_common(4)) + ")"
+                f"{group} {sum(c.values())} (" + ", ".join(f"{op} x{n}" for op, n in c.most_common(4))
+                + f"; {human(m.skipped_elements[group] / b)} output elements per image)"
                 for group, c in sorted(skipped, key=lambda gc: -sum(gc[1].values()))
             )
         )

@@ -75,6 +75,8 @@ def explain_images(
     ``grid_max`` images, one column per method) and ``cam_summary.csv`` in ``out_dir``.
 
     methods: CAM method names; every method explains the same target class per image.
+    target: None (each image's predicted class), one class index/name for all images, or a
+        list with one entry per image in stream order.
     faithfulness: also score each map with ROAD (:func:`road_score`); slower (2 x len(fractions)
     extra forward passes and imputations per image and method).
     skip_unsupported: drop a method the model cannot support (CAM without a GAP + linear head)
@@ -90,12 +92,14 @@ def explain_images(
     grid_shape = None  # the grid shows images of the first batch's size only
     used: set[str] = set()
     skipped: dict[str, str] = {}
+    seen = 0
     for names, inputs, display in _batches(samples, batch_size):
         names = [_unique(n, used) for n in names]
+        targets = target[seen : seen + len(names)] if isinstance(target, (list, tuple)) else target
+        seen += len(names)
         inputs = inputs.to(device)
         grid_shape = grid_shape or tuple(display.shape[1:])
         room = grid_max - len(grid_display) if tuple(display.shape[1:]) == grid_shape else 0
-        targets = target
         for method in list(methods):
             try:
                 result = compute_cam(model, inputs, method, layers, targets, class_names)
