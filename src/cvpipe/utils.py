@@ -4,6 +4,32 @@ from __future__ import annotations
 
 import re
 
+import torch.nn as nn
+
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DDP / DataParallel, torch.compile
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model inside DDP / DataParallel (``.module``) and ``torch.compile`` (``_orig_mod``)."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def strip_wrapper_prefixes(name: str) -> str:
+    """``module._orig_mod.layer1.0.weight`` -> ``layer1.0.weight`` (any order, any number)."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if name.startswith(prefix):
+                name, changed = name[len(prefix) :], True
+    return name
+
 
 def natural_key(text: str) -> tuple:
     """Sort key that orders embedded numbers by value: ``"2" < "10"``, ``"img9" < "img10"``.

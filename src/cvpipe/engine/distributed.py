@@ -126,13 +126,3 @@ def broadcast_object(obj, src: int = 0):
     dist.broadcast_object_list(box, src=src)
     return box[0]
 
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The bare model inside DDP / DataParallel (``.module``) and ``torch.compile`` (``_orig_mod``)."""
-    while True:
-        if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), torch.nn.Module):
-            model = model._orig_mod
-        else:
-            return model

@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import torch
 import torch.nn as nn
 
-from cvpipe.engine.distributed import unwrap
+from cvpipe.utils import unwrap
 
 
 class ModelEMA:

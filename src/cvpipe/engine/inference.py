@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -65,6 +64,6 @@ def collect_outputs(
 
 
 def _num_outputs(model: nn.Module) -> int:
-    from cvpipe.engine.distributed import unwrap
+    from cvpipe.utils import unwrap
 
     return int(getattr(unwrap(model), "num_classes", 0))

@@ -29,8 +29,8 @@ import torch
 import torch.nn as nn
 
 from cvpipe.config import OptimConfig
-from cvpipe.engine.distributed import unwrap
 from cvpipe.errors import ConfigError
+from cvpipe.utils import unwrap
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 

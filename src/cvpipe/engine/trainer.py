@@ -29,11 +29,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 from cvpipe.config import TrainConfig
 from cvpipe.engine.checkpoint import save_checkpoint
-from cvpipe.engine.distributed import DistInfo, all_reduce_sum, unwrap
+from cvpipe.engine.distributed import DistInfo, all_reduce_sum
 from cvpipe.engine.inference import autocast_context, to_device
 from cvpipe.engine.logger import RunLogger
 from cvpipe.engine.progress import Progress, format_seconds
 from cvpipe.engine.reproducibility import capture_rng, restore_rng
+from cvpipe.utils import unwrap
 
 OptimizerFactory = Callable[[nn.Module], tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]]
 

@@ -16,15 +16,14 @@ Layout for a 3x224x224 input: conv 11x11/4 p2 -> 55x55, pool -> 27x27, conv 5x5 
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
-from cvpipe.models.base import Classifier
+from cvpipe.models.base import FeaturesClassifier
 from cvpipe.models.layers import LayerSpec, create_act
 from cvpipe.models.registry import register_model
 
 
-class AlexNet(Classifier):
+class AlexNet(FeaturesClassifier):
     """Shape: (B, in_chans, H, W) -> features (B, widths[-1], h, w) -> logits (B, num_classes)."""
 
     def __init__(
@@ -72,31 +71,6 @@ class AlexNet(Classifier):
                             "classifier.1", "classifier.4")
         self.head_names = ("classifier.6",)
         self._init_weights()
-
-    def _make_head(self, num_classes: int) -> nn.Module:
-        return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def _init_weights(self) -> None:
-        # The notes' init: He-normal convs (fan-out), N(0, 0.01) linears, zero biases.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        x = self.classifier[:6](x)
-        return x if pre_logits else self.classifier[6](x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier[6] = self._make_head(num_classes)
 
 
 @register_model

@@ -54,3 +54,37 @@ class Classifier(nn.Module, abc.ABC):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+class FeaturesClassifier(Classifier):
+    """AlexNet and VGG: ``features`` -> ``avgpool`` -> a 7-module ``classifier``
+    (dropout/FC/ReLU twice, then the last FC), laid out as torchvision does so weights load.
+
+    Subclasses build ``features``, ``avgpool`` and ``classifier`` and set ``num_features``.
+    Initialisation follows the notes: He-normal convolutions (fan-out), N(0, 0.01) linears,
+    zero biases.
+    """
+
+    def _make_head(self, num_classes: int) -> nn.Module:
+        return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)
+        x = self.classifier[:6](x)
+        return x if pre_logits else self.classifier[6](x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier[6] = self._make_head(num_classes)

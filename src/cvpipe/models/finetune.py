@@ -23,29 +23,12 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from cvpipe.errors import ConfigError
+from cvpipe.utils import strip_wrapper_prefixes, unwrap
 
 _FROZEN_ATTR = "_cvpipe_frozen_params"
 _BN_FLAG = "_cvpipe_frozen_bn"
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DDP / DataParallel wrapper or ``torch.compile``."""
-    while True:
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if not isinstance(inner, nn.Module):
-            return model
-        model = inner
-
-
-def _clean(name: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for p in _WRAPPER_PREFIXES:
-            if name.startswith(p):
-                name, changed = name[len(p):], True
-    return name
 
 
 def _under(name: str, prefix: str) -> bool:
@@ -79,7 +62,7 @@ def _top_level(model: nn.Module) -> str:
 
 
 def _check_prefixes(model: nn.Module, prefixes: Iterable[str], key: str) -> None:
-    names = [_clean(n) for n, _ in unwrap(model).named_parameters()]
+    names = [strip_wrapper_prefixes(n) for n, _ in unwrap(model).named_parameters()]
     for p in prefixes:
         if p in ("backbone", "head", "stem"):
             continue
@@ -106,7 +89,7 @@ def frozen_selector(model: nn.Module, prefixes: Sequence[str] = (), stages: int 
     in_head = _names_in_head(model) if ("backbone" in prefixes or "head" in prefixes) else None
 
     def selected(name: str) -> bool:
-        name = _clean(name)
+        name = strip_wrapper_prefixes(name)
         if any(_under(name, p) for p in chosen):
             return True
         if in_head is not None:
@@ -190,7 +173,7 @@ def layer_id_fn(model: nn.Module) -> Callable[[str], int]:
     last = len(stages) + 1
 
     def layer_id(name: str) -> int:
-        name = _clean(name)
+        name = strip_wrapper_prefixes(name)
         if any(_under(name, p) for p in stem):
             return 0
         for i, prefixes in enumerate(stages, start=1):
@@ -230,7 +213,7 @@ def lr_scale_fn(
     depth = len(model_parts(model)[1]) + 1 if layer_id else 0
 
     def scale(name: str) -> float:
-        name = _clean(name)
+        name = strip_wrapper_prefixes(name)
         s = 1.0
         match = next((p for p in dotted if _under(name, p)), None)
         if match is not None:

@@ -42,7 +42,8 @@ V2_CFG: list[tuple[int, int, int, int]] = [
 ]
 
 
-def _init_mobilenet(model: nn.Module) -> None:
+def init_mobilenet_weights(model: nn.Module) -> None:
+    """torchvision's MobileNet init: He-normal convs (fan-out), unit norms, N(0, 0.01) linears."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -128,7 +129,7 @@ class MobileNetV1(_MobileNetBase):
         self._build_head(in_chs, num_classes, drop_rate)
         self.stem_names = ("features.0",)
         self.stage_names = _stages_by_stride([s for _, s in V1_CFG])
-        _init_mobilenet(self)
+        init_mobilenet_weights(self)
 
 
 class InvertedResidual(nn.Module):
@@ -191,7 +192,7 @@ class MobileNetV2(_MobileNetBase):
         # The final 1x1 conv belongs to the last stage.
         self.stem_names = ("features.0",)
         self.stage_names = stages[:-1] + (stages[-1] + (f"features.{len(layers) - 1}",),)
-        _init_mobilenet(self)
+        init_mobilenet_weights(self)
 
 
 @register_model

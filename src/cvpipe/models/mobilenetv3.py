@@ -25,6 +25,7 @@ import torch.nn as nn
 from cvpipe.models.attention import SqueezeExcite
 from cvpipe.models.base import Classifier
 from cvpipe.models.layers import ConvNormAct, LayerSpec, get_norm_layer, make_divisible
+from cvpipe.models.mobilenet import init_mobilenet_weights
 from cvpipe.models.registry import register_model
 
 
@@ -150,23 +151,10 @@ class MobileNetV3(Classifier):
         self.stem_names = ("features.0",)
         self.stage_names = tuple(tuple(s) for s in stages) + ("classifier.0",)
         self.head_names = ("classifier.3",)
-        self._init_weights()
+        init_mobilenet_weights(self)
 
     def _make_fc(self, num_classes: int) -> nn.Module:
         return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

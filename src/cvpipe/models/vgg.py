@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Union
 
-import torch
 import torch.nn as nn
 
-from cvpipe.models.base import Classifier
+from cvpipe.models.base import FeaturesClassifier
 from cvpipe.models.layers import LayerSpec, create_act, get_norm_layer
 from cvpipe.models.registry import register_model
 
@@ -29,7 +28,7 @@ CONFIGS: dict[str, list[Union[int, str]]] = {
 }
 
 
-class VGG(Classifier):
+class VGG(FeaturesClassifier):
     """Shape: (B, in_chans, H, W) -> features (B, 512, H/32, W/32) -> logits (B, num_classes)."""
 
     def __init__(
@@ -81,30 +80,6 @@ class VGG(Classifier):
         ) + ("classifier.0", "classifier.3")
         self.head_names = ("classifier.6",)
         self._init_weights()
-
-    def _make_head(self, num_classes: int) -> nn.Module:
-        return nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = torch.flatten(self.avgpool(x), 1)
-        x = self.classifier[:6](x)
-        return x if pre_logits else self.classifier[6](x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier[6] = self._make_head(num_classes)
 
 
 def _vgg(cfg: str, batch_norm: bool, num_classes: int, in_chans: int, **kwargs) -> VGG:

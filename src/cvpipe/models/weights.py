@@ -28,8 +28,8 @@ import torch
 import torch.nn as nn
 
 from cvpipe.errors import CheckpointError, ConfigError
+from cvpipe.utils import strip_wrapper_prefixes
 
-_PREFIXES = ("module.", "_orig_mod.")
 # Containers other tools wrap a state dict in, most specific first.
 _WRAPPER_KEYS = ("model", "state_dict", "model_state", "model_state_dict", "net")
 
@@ -120,16 +120,7 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
 
 def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Remove leading ``module.`` and ``_orig_mod.`` (in any order, any number of times)."""
-    out = {}
-    for key, value in state_dict.items():
-        changed = True
-        while changed:
-            changed = False
-            for p in _PREFIXES:
-                if key.startswith(p):
-                    key, changed = key[len(p):], True
-        out[key] = value
-    return out
+    return {strip_wrapper_prefixes(key): value for key, value in state_dict.items()}
 
 
 def adapt_input_conv(weight: torch.Tensor, in_chans: int, mode: str = "sum") -> torch.Tensor:

@@ -65,7 +65,6 @@ class Trained:
 def load_trained(path: Union[str, Path]) -> Trained:
     """Rebuild the trained model from a cvpipe checkpoint alone (``weights_only`` loading)."""
     from cvpipe.data.transforms import build_eval_transform
-    from cvpipe.models import create_model
 
     path = Path(path)
     ckpt = load_checkpoint(path)

@@ -11,6 +11,7 @@ boxes. cvpipe reads both back, so the flag survives every conversion.
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 
 from cvpipe.detection.annotations import (

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-
 from cvpipe.detection.annotations import (
     DatasetBuilder,
     DetectionDataset,
