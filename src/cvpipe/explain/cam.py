@@ -226,10 +226,10 @@ def compute_cam(
             grads = [reshape(g) if g is not None else None for g in grads]
             logits = logits.detach()
             del outputs, x
-        inputs_for_score = inputs.detach().to(device)
+        model_inputs = inputs.detach().to(device)  # Score-CAM masks these
         per_layer = {}
         for (name, module), acts, grad in zip(named.items(), activations, grads):
-            state = LayerState(name, module, acts, grad, model, inputs_for_score, targets, logits, reshape, batch_size)
+            state = LayerState(name, module, acts, grad, model, model_inputs, targets, logits, reshape, batch_size)
             weights, weighed = WEIGHTINGS[method](state)
             per_layer[name] = F.relu((weights * weighed).sum(dim=1))  # (B, h, w)
     maps = combine_layer_maps(list(per_layer.values()), input_hw)
