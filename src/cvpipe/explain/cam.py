@@ -48,14 +48,12 @@ class LayerState:
     """What a weighting sees for one layer of one batch."""
 
     name: str
-    module: nn.Module
     activations: torch.Tensor  # (B, C, h, w)
     gradients: Optional[torch.Tensor]  # (B, C, h, w): d(target logit)/dA, None if not needed
     model: nn.Module
     inputs: torch.Tensor  # (B, C_in, H, W) the model input
     targets: torch.Tensor  # (B,) class indices
     logits: torch.Tensor  # (B, K)
-    reshape: Callable[[torch.Tensor], torch.Tensor]  # layer output -> (B, C, h, w)
     batch_size: int = 32  # Score-CAM forward passes per chunk
 
 
@@ -228,8 +226,8 @@ def compute_cam(
             del outputs, x
         model_inputs = inputs.detach().to(device)  # Score-CAM masks these
         per_layer = {}
-        for (name, module), acts, grad in zip(named.items(), activations, grads):
-            state = LayerState(name, module, acts, grad, model, model_inputs, targets, logits, reshape, batch_size)
+        for name, acts, grad in zip(named, activations, grads):
+            state = LayerState(name, acts, grad, model, model_inputs, targets, logits, batch_size)
             weights, weighed = WEIGHTINGS[method](state)
             per_layer[name] = F.relu((weights * weighed).sum(dim=1))  # (B, h, w)
     maps = combine_layer_maps(list(per_layer.values()), input_hw)
