@@ -6,6 +6,8 @@ The Python API mirrors the command line::
     result = cvpipe.train("my.yaml", ["train.epochs=10"])          # cvpipe train my.yaml train.epochs=10
     report = cvpipe.evaluate(result.run_dir / "weights/best.pt")    # cvpipe eval CKPT
     preds = cvpipe.predict(result.run_dir / "weights/best.pt", "photos/")
+    cams = cvpipe.cam(result.run_dir / "weights/best.pt", ["photos/"], methods=["gradcam"])
+    prof = cvpipe.profile("resnet50", imgsz=224)
 
 Names are imported on first use, so ``import cvpipe`` stays fast.
 """
@@ -21,6 +23,9 @@ _API = {
     "evaluate": "cvpipe.tasks.evaluate",
     "predict": "cvpipe.tasks.predict",
     "load_trained": "cvpipe.tasks.common",
+    "cam": "cvpipe.tasks.explain",
+    "feature_maps": "cvpipe.tasks.explain",
+    "profile": "cvpipe.tasks.explain",
     "load_config": "cvpipe.config",
     "Config": "cvpipe.config",
     "create_model": "cvpipe.models",

@@ -68,7 +68,7 @@ def test_digits_default_train_eval_predict(tmp_path, capsys):
     assert "optimizer" not in ckpt  # best.pt keeps what prediction needs
 
     # eval on the same validation split reproduces the accuracy training recorded for best.pt
-    assert main(["eval", str(best), f"project={tmp_path / 'eval'}"]) == 0
+    assert main(["eval", str(best), f"project={tmp_path / 'eval'}", "cam=4"]) == 0
     report_dir = tmp_path / "eval" / "exp"
     summary = json.loads((report_dir / "summary.json").read_text())
     assert summary["top1"] == pytest.approx(best_acc, abs=1e-4)
@@ -80,7 +80,7 @@ def test_digits_default_train_eval_predict(tmp_path, capsys):
     with open(report_dir / "confusion_matrix.csv") as f:
         cm = np.array([row[1:] for row in list(csv.reader(f))[1:]], dtype=int)
     assert cm.sum() == 359 and np.trace(cm) == round(summary["top1"] * 359)
-    for png in ("confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png", "mistakes.png"):
+    for png in ("confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png", "mistakes.png", "mistakes_cam.png"):
         assert Image.open(report_dir / png).size[0] > 100
 
     # predict a few validation images through the API: same labels as eval's predictions

@@ -16,19 +16,22 @@ from cvpipe.errors import CvpipeError
 
 # Order here is the order in `cvpipe --help`.
 COMMAND_MODULES = [
+    # classification: data -> training -> evaluation -> prediction
     "train",
     "evaluate",  # `cvpipe eval`
     "predict",
     "config",
-    "models",
-    "convert",
-    "check_detection",  # `cvpipe check-detection`
-    "det_eval",  # `cvpipe det-eval`
     "preview",
     "dataset_report",  # `cvpipe dataset-report`
+    # models: zoo, explanation, analysis
+    "models",
     "cam",
     "features",
     "profile",
+    # detection datasets and evaluation
+    "convert",
+    "check_detection",  # `cvpipe check-detection`
+    "det_eval",  # `cvpipe det-eval`
 ]
 
 

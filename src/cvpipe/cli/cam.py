@@ -54,43 +54,17 @@ def split_items(items):
 
 
 def run(args) -> int:
-    from cvpipe.data.image_io import read_image
-    from cvpipe.data.transforms import denormalize
-    from cvpipe.engine.progress import Progress
-    from cvpipe.errors import ConfigError
-    from cvpipe.explain import METHODS
-    from cvpipe.explain.api import explain_images
-    from cvpipe.tasks.common import as_bool, device_for, increment_run_dir, load_trained, parse_options
-    from cvpipe.tasks.predict import resolve_source
+    from cvpipe.tasks.common import as_bool, parse_options
+    from cvpipe.tasks.explain import cam
 
     sources, items = split_items(args.items)
     known = {"method": str, "layer": str, "target": str, "faithfulness": as_bool, "batch": int, "alpha": float,
              "grid": int, "device": str, "project": str, "name": str}
     opts, _ = parse_options(items, known, "cam")
-    if not sources:
-        raise ConfigError("name at least one image, folder or glob after the checkpoint")
-    methods = opts.get("method", "gradcam")
-    methods = list(METHODS) if methods == "all" else [m for m in methods.split(",") if m]
-    trained = load_trained(args.checkpoint)
-    model = trained.model.to(device_for(opts.get("device", "auto")))
-    paths = []
-    for source in sources:
-        kind, found = resolve_source(source)
-        if kind != "images":
-            raise ConfigError(f"{source}: cam explains images, not videos or cameras")
-        paths += found
-
-    def samples():
-        for path in Progress(paths, desc="cam", unit="img"):
-            x = trained.transform(read_image(path, mode=trained.image_mode))
-            yield Path(path).stem, x, denormalize(x, trained.preprocess)
-
-    out_dir = increment_run_dir(opts.get("project", "runs/cam"), opts.get("name", "exp"))
-    report = explain_images(
-        model, samples(), out_dir, methods, opts.get("layer"), opts.get("target"), trained.classes,
-        faithfulness=opts.get("faithfulness", False), batch_size=opts.get("batch", 8),
-        grid_max=opts.get("grid", 16), alpha=opts.get("alpha", 0.5), skip_unsupported=opts.get("method") == "all",
-    )  # fmt: skip
+    methods = [m for m in str(opts.pop("method", "gradcam")).split(",") if m]
+    if "batch" in opts:
+        opts["batch_size"] = opts.pop("batch")
+    report = cam(args.checkpoint, sources, methods=methods, **opts)
     for method, why in report.skipped.items():
         print(f"skipped {method}: {why}")
     shown = report.records[:20]
@@ -102,5 +76,6 @@ def run(args) -> int:
     for method, scores in report.faithfulness().items():
         print(f"faithfulness {method:<10} ROAD {scores['road']:+.3f}  confidence drop {scores['confidence_drop']:+.3f} "
               "(higher is more faithful)")
-    print(f"{len(paths)} images explained; overlays, maps and cam_grid.png in {out_dir}")
+    images = len({r.image for r in report.records})
+    print(f"{images} images explained; overlays, maps and cam_grid.png in {report.out_dir}")
     return 0

@@ -33,33 +33,23 @@ def register(sub) -> None:
 def run(args) -> int:
     from cvpipe.analysis.summary import format_table
     from cvpipe.cli.cam import split_items
-    from cvpipe.data.image_io import read_image
-    from cvpipe.data.transforms import denormalize
     from cvpipe.errors import ConfigError
-    from cvpipe.explain import list_layers
-    from cvpipe.explain.api import save_feature_maps
-    from cvpipe.tasks.common import device_for, increment_run_dir, load_trained, parse_options
+    from cvpipe.tasks.common import parse_options
+    from cvpipe.tasks.explain import feature_maps, layers
 
     images, items = split_items(args.items)
     opts, _ = parse_options(items, {"layer": str, "topk": int, "device": str, "project": str, "name": str}, "features")
-    trained = load_trained(args.checkpoint)
-    model = trained.model.to(device_for(opts.get("device", "auto")))
     if args.list:
-        height, width = trained.preprocess["image_size"]
-        layers = list_layers(model, (1, trained.in_chans, height, width))
-        default = getattr(model, "default_cam_layer", "")
+        infos, default = layers(args.checkpoint)
         rows = [[info.name + (" *" if info.name == default else ""), info.type,
                  "-" if info.output_shape is None else str(list(info.output_shape)), f"{info.params:,}"]
-                for info in layers]  # fmt: skip
+                for info in infos]  # fmt: skip
         print(format_table(["layer", "type", "output shape", "params"], rows, "llrr"))
         if default:
             print(f"* default layer for cam and features: {default}")
         return 0
     if len(images) != 1:
         raise ConfigError("give exactly one image (or --list to see the layers)")
-    x = trained.transform(read_image(images[0], mode=trained.image_mode))
-    out_dir = increment_run_dir(opts.get("project", "runs/features"), opts.get("name", "exp"))
-    paths = save_feature_maps(model, x, denormalize(x, trained.preprocess), out_dir, opts.get("layer"), opts.get("topk", 15))
-    for path in paths:
+    for path in feature_maps(args.checkpoint, images[0], **opts):
         print(f"feature maps written to {path}")
     return 0

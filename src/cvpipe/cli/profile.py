@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 DESCRIPTION = """\
 Size and cost of a model: parameters (total, trainable, per module), MACs and FLOPs per
 layer and in total (FLOPs = 2 x MACs), activation memory, measured latency, receptive field
@@ -47,32 +45,17 @@ _size.__name__ = "an integer or [H,W]"
 
 
 def run(args) -> int:
-    from cvpipe.analysis import profile_model
-    from cvpipe.errors import ConfigError
-    from cvpipe.models import create_model
-    from cvpipe.tasks.common import as_bool, device_for, increment_run_dir, load_trained, parse_options
+    from cvpipe.tasks.common import as_bool, parse_options
+    from cvpipe.tasks.explain import profile, save_profile
 
     known = {"imgsz": _size, "batch": int, "depth": int, "runs": int, "device": str, "num_classes": int,
              "in_chans": int, "save": as_bool, "project": str, "name": str}
     opts, _ = parse_options(args.options, known, "profile")
-    if opts.get("batch", 1) < 1:
-        raise ConfigError("batch must be at least 1")
-    if Path(args.model).is_file() or Path(args.model).suffix in (".pt", ".pth"):
-        trained = load_trained(args.model)
-        model, in_chans, name = trained.model, trained.in_chans, Path(args.model).name
-        imgsz = opts.get("imgsz", tuple(trained.preprocess["image_size"]))
-    else:
-        in_chans = opts.get("in_chans", 3)
-        model = create_model(args.model, num_classes=opts.get("num_classes", 1000), in_chans=in_chans).eval()
-        name, imgsz = args.model, opts.get("imgsz", 224)
-    model = model.to(device_for(opts.get("device", "auto")))
-    profile = profile_model(model, imgsz, opts.get("batch", 1), in_chans, name, latency_runs=opts.get("runs", 10))
-    text = profile.to_text(depth=opts.get("depth", 2))
+    depth, save = opts.pop("depth", 2), opts.pop("save", True)
+    where = {k: opts.pop(k) for k in ("project", "name") if k in opts}
+    prof = profile(args.model, **opts)
+    text = prof.to_text(depth=depth)
     print(text)
-    if opts.get("save", True):
-        out_dir = increment_run_dir(opts.get("project", "runs/profile"), opts.get("name", "exp"))
-        (out_dir / "profile.txt").write_text(text + "\n", encoding="utf-8")
-        profile.save_json(out_dir / "profile.json")
-        profile.save_plots(out_dir)
-        print(f"report, JSON and plots written to {out_dir}")
+    if save:
+        print(f"report, JSON and plots written to {save_profile(prof, text, **where)}")
     return 0

@@ -201,24 +201,23 @@ def _mistake_gallery(indices, probs, targets, paths, trained: Trained, path: Pat
 
 
 def _cam_gallery(trained: Trained, dataset, logits, targets, n: int, method: str, out_dir: Path, device) -> None:
+    """CAM overlays (for the predicted class) of the ``n`` most confident mistakes."""
     from cvpipe.data.image_io import read_image
+    from cvpipe.data.transforms import denormalize
     from cvpipe.explain import cam_gallery
 
     probs = torch.softmax(logits, dim=1)
     indices = worst_mistakes(probs, targets, n)
     if not indices:
         return
-    images = [read_image(dataset.paths[i], mode=trained.image_mode) for i in indices]
+    inputs = torch.stack([trained.transform(read_image(dataset.paths[i], mode=trained.image_mode)) for i in indices])
+    titles = []
+    for i in indices:
+        p = int(probs[i].argmax())
+        titles.append(f"{trained.classes[int(targets[i])]} -> {trained.classes[p]} {float(probs[i, p]):.2f}")
     cam_gallery(
-        trained.model,
-        images,
-        transform=trained.transform,
-        targets=[int(probs[i].argmax()) for i in indices],
-        true_targets=[int(targets[i]) for i in indices],
-        class_names=trained.classes,
-        method=method,
-        path=out_dir / "mistakes_cam.png",
-        device=device,
+        trained.model.to(device), inputs, out_dir / "mistakes_cam.png", display=denormalize(inputs, trained.preprocess),
+        titles=titles, class_names=trained.classes, method=method,
     )
 
 

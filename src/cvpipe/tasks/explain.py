@@ -1,0 +1,149 @@
+"""Explain and measure trained models: ``cvpipe cam``, ``cvpipe features``, ``cvpipe profile``.
+
+    report = cvpipe.cam("runs/train/exp/weights/best.pt", ["photos/"], methods=["gradcam", "scorecam"])
+    paths = cvpipe.feature_maps("runs/train/exp/weights/best.pt", "photo.jpg", layer="layer3")
+    prof = cvpipe.profile("resnet50", imgsz=224)       # or a checkpoint
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+from cvpipe.errors import ConfigError
+from cvpipe.tasks.common import Trained, device_for, increment_run_dir, load_trained
+
+PathLike = Union[str, Path]
+
+
+def _trained(checkpoint: Union[PathLike, Trained]) -> Trained:
+    return checkpoint if isinstance(checkpoint, Trained) else load_trained(checkpoint)
+
+
+def cam(
+    checkpoint: Union[PathLike, Trained],
+    sources: Sequence[PathLike],
+    *,
+    methods: Sequence[str] = ("gradcam",),
+    layer: Optional[str] = None,
+    target: Union[str, int, None] = None,
+    faithfulness: bool = False,
+    batch_size: int = 8,
+    alpha: float = 0.5,
+    grid: int = 16,
+    device: str = "auto",
+    project: PathLike = "runs/cam",
+    name: str = "exp",
+):
+    """Class activation maps for every image in ``sources`` (files, folders or globs).
+
+    ``methods``: names from :data:`cvpipe.explain.METHODS`, or ``["all"]`` for every method
+    the model supports. ``layer``: dotted module name(s), comma-separated maps are averaged;
+    default the model's CAM layer. ``target``: class name or index; default the prediction.
+    Returns the :class:`cvpipe.explain.api.CamReport` (overlays, .npy maps, grid, summary CSV).
+    """
+    from cvpipe.data.image_io import read_image
+    from cvpipe.data.transforms import denormalize
+    from cvpipe.engine.progress import Progress
+    from cvpipe.explain import METHODS
+    from cvpipe.explain.api import explain_images
+    from cvpipe.tasks.predict import resolve_source
+
+    if not sources:
+        raise ConfigError("name at least one image, folder or glob to explain")
+    every = list(methods) == ["all"]
+    methods = list(METHODS) if every else list(methods)
+    trained = _trained(checkpoint)
+    model = trained.model.to(device_for(device))
+    paths = []
+    for source in sources:
+        kind, found = resolve_source(source)
+        if kind != "images":
+            raise ConfigError(f"{source}: cam explains images, not videos or cameras")
+        paths += found
+
+    def samples():
+        for path in Progress(paths, desc="cam", unit="img"):
+            x = trained.transform(read_image(path, mode=trained.image_mode))
+            yield Path(path).stem, x, denormalize(x, trained.preprocess)
+
+    out_dir = increment_run_dir(project, name)
+    return explain_images(
+        model, samples(), out_dir, methods, layer, target, trained.classes, faithfulness=faithfulness,
+        batch_size=batch_size, grid_max=grid, alpha=alpha, skip_unsupported=every,
+    )  # fmt: skip
+
+
+def layers(checkpoint: Union[PathLike, Trained]):
+    """(layer infos with output shapes at the training input size, the default CAM layer)."""
+    from cvpipe.explain import list_layers
+
+    trained = _trained(checkpoint)
+    height, width = trained.preprocess["image_size"]
+    infos = list_layers(trained.model, (1, trained.in_chans, height, width))
+    return infos, getattr(trained.model, "default_cam_layer", "")
+
+
+def feature_maps(
+    checkpoint: Union[PathLike, Trained],
+    image: PathLike,
+    *,
+    layer: Optional[str] = None,
+    topk: int = 15,
+    device: str = "auto",
+    project: PathLike = "runs/features",
+    name: str = "exp",
+) -> list[Path]:
+    """Grid PNGs of ``layer``'s feature maps (default: the CAM layer) for one image."""
+    from cvpipe.data.image_io import read_image
+    from cvpipe.data.transforms import denormalize
+    from cvpipe.explain.api import save_feature_maps
+
+    trained = _trained(checkpoint)
+    model = trained.model.to(device_for(device))
+    x = trained.transform(read_image(image, mode=trained.image_mode))
+    out_dir = increment_run_dir(project, name)
+    return save_feature_maps(model, x, denormalize(x, trained.preprocess), out_dir, layer, topk)
+
+
+def profile(
+    model: Union[PathLike, Trained],
+    *,
+    imgsz: Union[int, tuple[int, int], None] = None,
+    batch: int = 1,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    runs: int = 10,
+    device: str = "auto",
+):
+    """Parameters, MACs/FLOPs, activation memory, latency and receptive fields.
+
+    ``model``: a checkpoint (its input size and channels are used unless ``imgsz`` is given)
+    or a registered model name (built with ``num_classes`` and ``in_chans``; ``imgsz`` 224).
+    Returns :class:`cvpipe.analysis.profile.Profile`.
+    """
+    from cvpipe.analysis import profile_model
+    from cvpipe.models import create_model
+
+    if batch < 1:
+        raise ConfigError("batch must be at least 1")
+    if isinstance(model, Trained) or Path(model).is_file() or Path(model).suffix in (".pt", ".pth"):
+        trained = _trained(model)
+        net, in_chans = trained.model, trained.in_chans
+        name = trained.path.name
+        imgsz = imgsz or tuple(trained.preprocess["image_size"])
+    else:
+        name = str(model)
+        net = create_model(name, num_classes=num_classes, in_chans=in_chans).eval()
+        imgsz = imgsz or 224
+    net = net.to(device_for(device))
+    return profile_model(net, imgsz, batch, in_chans, name, latency_runs=runs)
+
+
+def save_profile(prof, text: str, project: PathLike = "runs/profile", name: str = "exp") -> Path:
+    """Write the printed report, JSON and plots of a profile to a new run folder."""
+    out_dir = increment_run_dir(project, name)
+    (out_dir / "profile.txt").write_text(text + "\n", encoding="utf-8")
+    prof.save_json(out_dir / "profile.json")
+    prof.save_plots(out_dir)
+    return out_dir
