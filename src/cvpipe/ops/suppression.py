@@ -185,16 +185,31 @@ def nms(
     if classes is None:
         # The kernel orders by a stable descending sort: best first, ties by lower index.
         keep = torchvision.ops.nms(boxes, scores, float(iou_threshold))
-    else:
+    elif boxes.shape[0] <= 1000:
+        # One kernel call on boxes offset per class (torchvision's coordinate trick); stable.
         keep = torchvision.ops.batched_nms(boxes, scores, classes, float(iou_threshold))
-        if boxes.shape[0] > 1000:
-            # Small inputs go through the kernel above (boxes offset per class), large ones
-            # through torchvision's per-class loop, whose final sort is not stable: restore
-            # the tie order. At this size the two sorts cost well under 1% of the NMS.
-            keep = _finish(keep, scores[keep], None)[0]
+    else:
+        keep = _per_class_nms(boxes, scores, classes, float(iou_threshold))
     if candidates is not None:
         keep = candidates[keep]
     return keep if max_det is None else keep[:max_det]
+
+
+def _per_class_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
+    """The kernel once per class: for many boxes, cheaper than one call on all of them.
+
+    torchvision's own per-class path finds each class with a full scan and ends with an
+    unstable sort; here one stable sort groups the classes, survivors are marked in a mask
+    (so they come out in index order) and a single stable sort by score gives the tie order.
+    The loop runs over classes, never over boxes.
+    """
+    grouped = torch.sort(classes, stable=True).indices
+    _, counts = torch.unique_consecutive(classes[grouped], return_counts=True)
+    survivors = torch.zeros(boxes.shape[0], dtype=torch.bool, device=boxes.device)
+    for members in torch.split(grouped, counts.tolist()):
+        survivors[members[torchvision.ops.nms(boxes[members], scores[members], iou_threshold)]] = True
+    keep = torch.nonzero(survivors).squeeze(1)
+    return keep[torch.sort(scores[keep], descending=True, stable=True).indices]
 
 
 def batched_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
