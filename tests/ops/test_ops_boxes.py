@@ -191,3 +191,18 @@ def test_normalize_denormalize():
     assert torch.allclose(box_convert(normalize_boxes(xywh, (480, 640)), "xywh", "xyxy"), norm)
     assert normalize_boxes(torch.tensor([[0, 0, 32, 24]]), (48, 64)).dtype == torch.get_default_dtype()
     assert normalize_boxes(torch.zeros(0, 4), (2, 2)).shape == (0, 4)
+
+
+@pytest.mark.parametrize("ours, theirs", PAIRWISE, ids=lambda f: getattr(f, "__name__", ""))
+def test_nan_boxes_propagate_nan_like_torchvision(ours, theirs):
+    # A diverged regression head must show up as NaN, not as a plausible IoU of 0.
+    boxes = torch.tensor([[0.0, 0.0, float("nan"), 10.0], [0.0, 0.0, 10.0, 10.0]])
+    got, expected = ours(boxes, boxes), theirs(boxes, boxes)
+    assert torch.equal(got.isnan(), expected.isnan())
+    assert got[1, 1].item() == pytest.approx(1.0)
+
+
+def test_remove_small_boxes_drops_degenerate_unsigned_boxes():
+    # x2 - x1 wraps around in uint8 (5 - 10 = 251): a degenerate box must not look wide.
+    boxes = torch.tensor([[10, 10, 5, 5], [0, 0, 4, 4], [3, 3, 9, 1]], dtype=torch.uint8)
+    assert remove_small_boxes(boxes, 1).tolist() == [1]

@@ -10,7 +10,7 @@ Conventions (shared by all of :mod:`cvpipe.ops`):
 * Every function that measures boxes (area, IoU and its relatives) takes ``xyxy``.
 * A *degenerate* box (``x2 < x1`` or ``y2 < y1``) is collapsed to zero width (height) at its
   ``x1`` (``y1``) edge: its area is 0 and it overlaps nothing. The IoU of two zero-area boxes
-  is 0, not NaN.
+  is 0, not NaN. A NaN coordinate gives NaN wherever that box is involved (as torchvision).
 * Integer, ``float16`` and ``bfloat16`` inputs are upcast to ``float32`` before area and IoU,
   so products of pixel coordinates neither overflow nor lose precision; ``float32`` and
   ``float64`` are kept. Conversions keep the input dtype except where halving forces a float.
@@ -121,9 +121,13 @@ def box_area(boxes: Tensor) -> Tensor:
 
 
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:
-    """``num / den`` with 0 where ``den == 0``; gradients stay finite (no 0/0 in the graph)."""
-    positive = den > 0
-    return torch.where(positive, num / torch.where(positive, den, torch.ones_like(den)), torch.zeros_like(num))
+    """``num / den`` with 0 where ``den == 0``; gradients stay finite (no 0/0 in the graph).
+
+    Only an exact zero is replaced: a NaN denominator (a NaN coordinate) still gives NaN, as in
+    torchvision, so a diverged prediction is not hidden behind a plausible 0.
+    """
+    zero = den == 0
+    return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
 
 
 def _pair(boxes1: Tensor, boxes2: Tensor, aligned: bool) -> tuple[Tensor, Tensor]:
@@ -327,5 +331,7 @@ def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
     _check_boxes(boxes)
     if boxes.ndim != 2:
         raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
+    # Upcast first: in unsigned integers a degenerate box's x2 - x1 wraps around to a large width.
+    boxes = _upcast(boxes)
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     return torch.where((w >= min_size) & (h >= min_size))[0]
