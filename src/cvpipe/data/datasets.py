@@ -74,7 +74,8 @@ class ImageDataset(Dataset):
         self.classes = list(classes)
         self.multi_label = bool(multi_label)
         dtype = torch.float32 if self.multi_label else torch.int64
-        self.targets = torch.as_tensor(targets, dtype=dtype).reshape(len(self.paths), -1 if self.multi_label else 1)
+        width = len(self.classes) if self.multi_label and not len(self.paths) else -1  # -1 is ambiguous for 0 rows
+        self.targets = torch.as_tensor(targets, dtype=dtype).reshape(len(self.paths), width if self.multi_label else 1)
         if not self.multi_label:
             self.targets = self.targets.reshape(-1)
         elif self.targets.shape[1] != len(self.classes) and len(self.paths):

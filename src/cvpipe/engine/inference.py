@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from cvpipe.engine.distributed import all_gather_variable
 from cvpipe.engine.progress import Progress
+from cvpipe.utils import unwrap
 
 PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -57,13 +58,8 @@ def collect_outputs(
         model.train(was_training)
     if logits:
         out_logits, out_targets = torch.cat(logits), torch.cat(targets)
-    else:  # a rank with an empty shard still takes part in the gather
-        out_logits = torch.zeros((0, _num_outputs(model)), device=device)
-        out_targets = torch.zeros((0,), dtype=torch.long, device=device)
+    else:  # a rank with an empty shard still takes part in the gather, with the right shapes
+        out_logits = torch.zeros((0, int(getattr(unwrap(model), "num_classes", 0))), device=device)
+        known = getattr(loader.dataset, "targets", None)
+        out_targets = known[:0].to(device) if isinstance(known, torch.Tensor) else torch.zeros(0, dtype=torch.long, device=device)
     return all_gather_variable(out_logits).cpu(), all_gather_variable(out_targets).cpu()
-
-
-def _num_outputs(model: nn.Module) -> int:
-    from cvpipe.utils import unwrap
-
-    return int(getattr(unwrap(model), "num_classes", 0))

@@ -260,6 +260,8 @@ class Trainer:
             if self._should_stop():
                 return {}
         totals = all_reduce_sum(torch.stack([loss_sum, correct, seen]))
+        if totals[2] == 0:  # resumed after the epoch's last batch: nothing left to measure
+            return {}
         metrics = {"train/loss": (totals[0] / totals[2]).item()}
         if targets.ndim == 1:
             metrics["train/acc"] = (totals[1] / totals[2]).item()
