@@ -206,3 +206,19 @@ def test_remove_small_boxes_drops_degenerate_unsigned_boxes():
     # x2 - x1 wraps around in uint8 (5 - 10 = 251): a degenerate box must not look wide.
     boxes = torch.tensor([[10, 10, 5, 5], [0, 0, 4, 4], [3, 3, 9, 1]], dtype=torch.uint8)
     assert remove_small_boxes(boxes, 1).tolist() == [1]
+
+
+@pytest.mark.parametrize("image_size", [480, "ab", (480, "w"), None, (1, 2, 3)])
+def test_bad_image_size_is_a_value_error(image_size):
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    for fn in (clip_boxes, normalize_boxes, denormalize_boxes):
+        with pytest.raises(ValueError, match="image_size"):
+            fn(boxes, image_size)
+
+
+def test_normalize_half_boxes_on_a_huge_image():
+    # 100000 is inf in float16; the scale must not be built in the boxes' dtype.
+    boxes = torch.tensor([[0.0, 0.0, 50000.0, 10.0]], dtype=torch.float16)
+    norm = normalize_boxes(boxes, (100, 100000))
+    assert norm.dtype == torch.float16
+    assert norm[0].tolist() == pytest.approx([0.0, 0.0, 0.5, 0.1], rel=1e-3)

@@ -271,10 +271,12 @@ def clip_boxes(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
 
 
 def _check_size(image_size: tuple[int, int]) -> tuple[float, float]:
-    if len(image_size) != 2:
-        raise ValueError(f"image_size must be (height, width), got {image_size!r}")
-    height, width = image_size
-    if not (height > 0 and width > 0):
+    try:
+        height, width = image_size
+        positive = float(height) > 0 and float(width) > 0
+    except (TypeError, ValueError):
+        raise ValueError(f"image_size must be (height, width), got {image_size!r}") from None
+    if not positive:
         raise ValueError(f"image_size must be positive (height, width), got {image_size!r}")
     return height, width
 
@@ -283,9 +285,12 @@ def _scale(boxes: Tensor, image_size: tuple[int, int], inverse: bool) -> Tensor:
     _check_boxes(boxes)
     height, width = _check_size(image_size)
     dtype = boxes.dtype if boxes.is_floating_point() else torch.get_default_dtype()
+    # Half precision computes in float32: an image side above 65504 pixels is inf in float16.
+    compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
     # Every format is (x-like, y-like, x-like, y-like), so one scale vector serves all three.
-    scale = torch.tensor([width, height, width, height], dtype=dtype, device=boxes.device)
-    return boxes.to(dtype) / scale if inverse else boxes.to(dtype) * scale
+    scale = torch.tensor([width, height, width, height], dtype=compute, device=boxes.device)
+    boxes = boxes.to(compute)
+    return (boxes / scale if inverse else boxes * scale).to(dtype)
 
 
 def normalize_boxes(boxes: Tensor, image_size: tuple[int, int]) -> Tensor:
