@@ -517,3 +517,21 @@ def test_cuda_matches_cpu():
     pred = raw_predictions().float()
     for a, b in zip(non_max_suppression(pred), non_max_suppression(pred.cuda())):
         assert torch.allclose(a, b.cpu(), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ALL_VARIANTS)
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_scores_and_boxes_are_refused(name, bad):
+    # NaN never compares greater than anything, so left in, it was kept by some variants and
+    # dropped by others, and a NaN box poisoned whole rows of the matrix passes.
+    fn = ALL_VARIANTS[name]
+    scores = NOTES_SCORES.clone()
+    scores[1] = bad
+    with pytest.raises(ValueError, match="scores contain NaN or infinity"):
+        fn(NOTES_BOXES, scores)
+    boxes = NOTES_BOXES.clone()
+    boxes[2, 2] = bad
+    with pytest.raises(ValueError, match="boxes contain NaN or infinity"):
+        fn(boxes, NOTES_SCORES, classes=torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="score_threshold"):
+        fn(NOTES_BOXES, NOTES_SCORES, score_threshold=float("nan"))

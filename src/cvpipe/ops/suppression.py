@@ -3,7 +3,8 @@
 Shared conventions:
 
 * ``boxes`` are ``(N, 4)`` ``xyxy`` boxes and ``scores`` ``(N,)``; integer and half inputs are
-  upcast to ``float32`` (see :mod:`cvpipe.ops.boxes`). Scores must be finite.
+  upcast to ``float32`` (see :mod:`cvpipe.ops.boxes`). Boxes and scores must be finite: NaN or
+  infinity raises :class:`ValueError` (filter with ``torch.isfinite`` first).
 * ``classes``: optional ``(N,)`` labels (any dtype). When given, boxes only interact with boxes
   of the same label (class-aware NMS); when ``None`` every box competes with every other.
 * A box is suppressed when its overlap with a kept, better box is **strictly greater** than
@@ -72,13 +73,21 @@ def _validate(boxes: Tensor, scores: Tensor, classes: Tensor | None) -> tuple[Te
         raise ValueError(f"classes must be an ({n},) tensor to match boxes, got {getattr(classes, 'shape', classes)}")
     if boxes.dtype not in (torch.float32, torch.float64):
         boxes = boxes.float()
-    return boxes, scores.to(boxes.dtype)
+    scores = scores.to(boxes.dtype)
+    # NaN never compares greater, so it would be kept by one variant and dropped by another
+    # (and a NaN overlap poisons whole rows of the matrix passes): refuse it up front.
+    for name, values in (("boxes", boxes), ("scores", scores)):
+        if not bool(torch.isfinite(values).all()):
+            raise ValueError(f"{name} contain NaN or infinity; drop those boxes first, e.g. with torch.isfinite")
+    return boxes, scores
 
 
 def _prepare(
     boxes: Tensor, scores: Tensor, classes: Tensor | None, score_threshold: float | None
 ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """Validate and upcast; return boxes, scores, classes and the indices above the threshold."""
+    if score_threshold is not None:
+        _check_threshold(score_threshold, "score_threshold")
     boxes, scores = _validate(boxes, scores, classes)
     if score_threshold is None:
         candidates = torch.arange(boxes.shape[0], device=boxes.device)
@@ -88,7 +97,11 @@ def _prepare(
 
 
 def _check_threshold(value: float, name: str) -> None:
-    if not isinstance(value, (int, float)) or math.isnan(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if math.isnan(number):
         raise ValueError(f"{name} must be a number, got {value!r}")
 
 
@@ -174,6 +187,8 @@ def nms(
         ``(K,)`` ``int64`` indices of the kept boxes, best score first; empty for empty input.
     """
     _check_threshold(iou_threshold, "iou_threshold")
+    if score_threshold is not None:
+        _check_threshold(score_threshold, "score_threshold")
     boxes, scores = _validate(boxes, scores, classes)
     if max_det is not None and max_det < 0:
         raise ValueError(f"max_det must be >= 0, got {max_det}")
@@ -643,6 +658,8 @@ def matrix_nms(
     """
     if kernel not in ("gaussian", "linear"):
         raise ValueError(f"unknown matrix-NMS kernel {kernel!r}; expected 'gaussian' or 'linear'")
+    if score_threshold is not None:
+        _check_threshold(score_threshold, "score_threshold")
     boxes, scores, classes, _ = _prepare(boxes, scores, classes, None)
     picked, decayed = [_empty_index(boxes)], [scores.new_empty(0)]
     collapsed = _collapse(boxes)
