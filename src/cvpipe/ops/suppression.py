@@ -200,7 +200,7 @@ def nms(
     if classes is None:
         # The kernel orders by a stable descending sort: best first, ties by lower index.
         keep = torchvision.ops.nms(boxes, scores, float(iou_threshold))
-    elif boxes.shape[0] <= 1000:
+    elif boxes.shape[0] <= (_ONE_CALL_LIMIT_CPU if boxes.device.type == "cpu" else _ONE_CALL_LIMIT_GPU):
         # One kernel call on boxes offset per class (torchvision's coordinate trick); stable.
         keep = torchvision.ops.batched_nms(boxes, scores, classes, float(iou_threshold))
     else:
@@ -208,6 +208,12 @@ def nms(
     if candidates is not None:
         keep = candidates[keep]
     return keep if max_det is None else keep[:max_det]
+
+
+# Box counts up to which one kernel call on class-offset boxes beats a call per class: the
+# crossover torchvision's batched_nms uses (4000 / 100000 coordinates on CPU / CUDA). On CUDA a
+# call per class would also mean a host sync per class.
+_ONE_CALL_LIMIT_CPU, _ONE_CALL_LIMIT_GPU = 1000, 25000
 
 
 def _per_class_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
