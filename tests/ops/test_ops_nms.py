@@ -535,3 +535,23 @@ def test_non_finite_scores_and_boxes_are_refused(name, bad):
         fn(boxes, NOTES_SCORES, classes=torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="score_threshold"):
         fn(NOTES_BOXES, NOTES_SCORES, score_threshold=float("nan"))
+
+
+def test_non_max_suppression_size_limits_and_argument_errors():
+    # Four far-apart boxes of one class; sides 2, 3, 4095 and 4096: the notes' yolov3 code
+    # keeps sizes strictly between 2 and 4096.
+    sides = [2.0, 3.0, 4095.0, 4096.0]
+    pred = torch.tensor([[[10000.0 * i, 0.0, w, w, 0.9, 1.0] for i, w in enumerate(sides)]])
+    assert non_max_suppression(pred, 0.5, 0.5)[0].shape == (4, 6)
+    kept = non_max_suppression(pred, 0.5, 0.5, min_wh=2, max_wh=4096)[0]
+    assert sorted((kept[:, 2] - kept[:, 0]).tolist()) == [3.0, 4095.0]
+    assert non_max_suppression(pred, 0.5, 0.5, min_wh=3)[0].shape == (2, 6)
+    # Bad limits used to return empty results silently.
+    for kwargs, match in [
+        ({"conf_thres": float("nan")}, "conf_thres"),
+        ({"iou_thres": float("nan"), "method": "matrix"}, "iou_thres"),
+        ({"max_det": -1}, "max_det"),
+        ({"max_candidates": -5}, "max_candidates"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            non_max_suppression(pred, **kwargs)

@@ -30,6 +30,7 @@ Larger classes fall back to computing overlap rows on the fly, with identical re
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterator
 
 import torch
@@ -727,11 +728,14 @@ def non_max_suppression(
     agnostic: bool = False,
     max_det: int = 300,
     max_candidates: int = 30000,
+    min_wh: float | None = None,
+    max_wh: float | None = None,
     **method_kwargs: float | str,
 ) -> list[Tensor]:
     """Turn raw YOLO predictions into per-image detections.
 
-    Steps, per image: keep predictions with objectness ``> conf_thres``; score each class as
+    Steps, per image: keep predictions with objectness ``> conf_thres`` (and, if limits are
+    given, width and height strictly between ``min_wh`` and ``max_wh``); score each class as
     ``objectness * class probability``; keep the best class (or, with ``multi_label``, every
     class) scoring ``> conf_thres``; drop non-finite rows; keep the ``max_candidates`` best;
     run the chosen NMS per class (all classes together with ``agnostic``); keep ``max_det``.
@@ -748,6 +752,8 @@ def non_max_suppression(
         agnostic: suppress across classes.
         max_det: detections kept per image.
         max_candidates: predictions per image passed to NMS, best first.
+        min_wh, max_wh: size limits in the input's units, ``None`` for none; the notes' yolov3
+            code drops boxes not strictly between 2 and 4096 pixels.
         **method_kwargs: forwarded to the NMS function (``sigma``, ``beta``, ``kernel``,
             ``confirm_threshold``, ``method`` of soft-NMS as ``soft_method``).
 
@@ -760,10 +766,20 @@ def non_max_suppression(
         raise ValueError(f"unknown NMS method {method!r}; expected one of {', '.join(NMS_METHODS)}")
     if not isinstance(pred, Tensor) or pred.ndim != 3 or pred.shape[-1] < 6:
         raise ValueError(f"pred must be a (B, N, 5 + C) tensor with C >= 1, got {getattr(pred, 'shape', pred)}")
+    _check_threshold(conf_thres, "conf_thres")
+    _check_threshold(iou_thres, "iou_thres")
+    for name, limit in (("max_det", max_det), ("max_candidates", max_candidates)):
+        if not isinstance(limit, numbers.Integral) or limit < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {limit!r}")
     out_dtype = pred.dtype if pred.is_floating_point() else torch.float32
     x = pred if pred.dtype in (torch.float32, torch.float64) else pred.float()
     batch = x.shape[0]
-    image, box = torch.nonzero(x[..., 4] > conf_thres, as_tuple=True)
+    confident = x[..., 4] > conf_thres
+    if min_wh is not None:
+        confident &= (x[..., 2] > min_wh) & (x[..., 3] > min_wh)
+    if max_wh is not None:
+        confident &= (x[..., 2] < max_wh) & (x[..., 3] < max_wh)
+    image, box = torch.nonzero(confident, as_tuple=True)
     rows = x[image, box]
     class_scores = rows[:, 5:] * rows[:, 4:5]
     if multi_label:
