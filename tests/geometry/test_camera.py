@@ -75,6 +75,20 @@ def test_project_points_batched_over_cameras_equals_one_at_a_time(rng):
         torch.testing.assert_close(uv[b], single, rtol=0, atol=1e-12)
 
 
+def test_in_front_mask_has_the_shape_of_the_pixels(rng):
+    # Cameras that differ only in K or dist still give one mask row per camera, so that
+    # uv[in_front] works whichever camera parameters carry the batch dimension.
+    cams = [random_camera(rng, 5) for _ in range(3)]
+    world = T(points_in_view(rng, cams[0], 6))
+    world[0, 2] = -1.0
+    K, dist, _, _ = (torch.stack(x) for x in zip(*(torch_camera(c) for c in cams)))
+    for args in [(K,), (K[0], dist), (K[:, None], dist[:, None])]:
+        uv, in_front = project_points(world, *args)
+        assert in_front.shape == uv.shape[:-1]
+        assert not in_front[..., 0].any() and in_front[..., 1:].all()
+        assert uv[in_front].shape == (in_front.sum(), 2)
+
+
 def test_points_behind_the_camera_are_flagged():
     K = intrinsic_matrix(100.0, 100.0, 50.0, 40.0, dtype=torch.float64)
     points = torch.tensor([[0.1, 0.2, 2.0], [0.1, 0.2, -2.0], [0.3, 0.0, 0.0]], dtype=torch.float64)

@@ -194,7 +194,8 @@ def project_points(
     z_safe = torch.where(z == 0, torch.ones_like(z), z)
     xy = points[..., :2] / z_safe[..., None]
     uv = normalized_to_pixels(distort(xy, dist), K)
-    return uv, in_front
+    # K or dist may carry batch dimensions that the points do not: the mask follows uv.
+    return uv, in_front.expand(uv.shape[:-1])
 
 
 def undistort_points(
