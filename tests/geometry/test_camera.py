@@ -79,11 +79,11 @@ def test_in_front_mask_has_the_shape_of_the_pixels(rng):
     # Cameras that differ only in K or dist still give one mask row per camera, so that
     # uv[in_front] works whichever camera parameters carry the batch dimension.
     cams = [random_camera(rng, 5) for _ in range(3)]
-    world = T(points_in_view(rng, cams[0], 6))
-    world[0, 2] = -1.0
+    points = T(rng.uniform(-1, 1, (6, 3)) + [0, 0, 5])  # camera frame, all in front...
+    points[0, 2] = -1.0  # ...but one
     K, dist, _, _ = (torch.stack(x) for x in zip(*(torch_camera(c) for c in cams)))
     for args in [(K,), (K[0], dist), (K[:, None], dist[:, None])]:
-        uv, in_front = project_points(world, *args)
+        uv, in_front = project_points(points, *args)
         assert in_front.shape == uv.shape[:-1]
         assert not in_front[..., 0].any() and in_front[..., 1:].all()
         assert uv[in_front].shape == (in_front.sum(), 2)
