@@ -199,6 +199,14 @@ def test_shapes_and_dtypes():
     assert resize(torch.zeros(3, 9, 7, dtype=torch.uint8), (4, 4), mode="bicubic").dtype == torch.uint8
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("mode, align", [("bilinear", "half_pixel"), ("bicubic", "align_corners"), ("bilinear", "asymmetric"), ("nearest", "half_pixel")])
+def test_an_empty_batch_gives_an_empty_result(dtype, mode, align):
+    # A batch with no images (e.g. a filtered-out list) is not an error; torch's kernel refuses it.
+    out = resize(torch.zeros(0, 3, 9, 7, dtype=dtype), (4, 5), mode=mode, align=align)
+    assert out.shape == (0, 3, 4, 5) and out.dtype == dtype
+
+
 def test_bicubic_uint8_saturates_overshoot():
     # A hard edge makes the cubic kernel overshoot past 0 and 255; uint8 output clamps.
     img = torch.zeros(1, 4, 8, dtype=torch.uint8)

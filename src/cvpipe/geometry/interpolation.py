@@ -223,6 +223,8 @@ def resize(
     in_h, in_w = image.shape[-2:]
     if in_h == 0 or in_w == 0:
         raise ValueError(f"image must not be empty, got shape {tuple(image.shape)}")
+    if image.numel() == 0:  # an empty batch; torch's kernels refuse zero channels
+        return image.new_empty(*image.shape[:-2], out_h, out_w)
 
     device = image.device
     if mode == "nearest":
