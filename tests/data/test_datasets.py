@@ -90,6 +90,17 @@ def test_label_file_space_and_comma_separated(tmp_path):
     assert splits.val is None
 
 
+def test_space_separated_label_file_with_spaces_in_file_names(tmp_path):
+    # the first line must not be mistaken for a header and dropped
+    for name in ("IMG 01.JPG", "b.jpg", "my photo 2.png"):
+        write_image(tmp_path / name)
+    write_text(tmp_path / "labels.txt", "IMG 01.JPG cat\r\nb.jpg dog\r\nmy photo 2.png cat dog\r\n")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert not splits.skipped and splits.classes == ["cat", "dog"]
+    rows = sorted((p.name, [splits.classes[i] for i, v in enumerate(t) if v]) for p, t in splits.train.samples)
+    assert rows == [("IMG 01.JPG", ["cat"]), ("b.jpg", ["dog"]), ("my photo 2.png", ["cat", "dog"])]
+
+
 def test_label_csv_with_header_names_file_and_ids(tmp_path):
     for i in range(4):
         write_image(tmp_path / f"img{i}.png", seed=i)

@@ -27,7 +27,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator, Optional
 
-from cvpipe.data.image_io import is_image_file
+from cvpipe.data.image_io import IMAGE_EXTENSIONS, is_image_file
 from cvpipe.errors import DataError
 from cvpipe.utils import natural_key
 
@@ -43,6 +43,11 @@ SPLIT_ALIASES = {
 }
 NAMES_FILES = ("classes.txt", "names.txt", "class_names.txt", "classes.names", "obj.names")
 LABEL_SUFFIXES = (".txt", ".csv")
+# A space-separated line whose file name itself holds spaces ("IMG 01.jpg cat"): the name runs
+# up to the first image extension that is followed by whitespace or the end of the line.
+_SPACED_NAME = re.compile(
+    r"^(.*?\s.*?(?:%s))(?:\s+(.*))?$" % "|".join(re.escape(e) for e in IMAGE_EXTENSIONS), re.IGNORECASE
+)
 
 
 @dataclass
@@ -241,7 +246,7 @@ def _read_rows(path: Path, limit: Optional[int] = None) -> list[tuple[int, list[
                     text = line.strip()
                     if not text or text.startswith("#"):
                         continue
-                    cells = [c.strip() for c in text.split(",")] if "," in text else text.split()
+                    cells = [c.strip() for c in text.split(",")] if "," in text else _split_spaced(text)
                     rows.append((lineno, cells))
                     if limit and len(rows) >= limit:
                         break
@@ -252,6 +257,15 @@ def _read_rows(path: Path, limit: Optional[int] = None) -> list[tuple[int, list[
     except OSError as e:
         raise DataError(f"label file {path}: cannot be read ({e.strerror})") from None
     return rows
+
+
+def _split_spaced(text: str) -> list[str]:
+    """Whitespace-separated cells, keeping a leading image file name with spaces in one cell."""
+    cells = text.split()
+    match = None if is_image_file(cells[0]) else _SPACED_NAME.match(text)
+    if match:
+        return [match.group(1), *(match.group(2) or "").split()]
+    return cells
 
 
 def _is_header(cells: list[str], image_dir: Path) -> bool:
