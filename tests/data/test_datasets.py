@@ -214,6 +214,11 @@ def test_errors_name_the_problem(tmp_path):
         build_splits(DataConfig(root=str(tmp_path / "odd")))
     with pytest.raises(ConfigError, match="data.val_split"):
         build_splits(DataConfig(root=str(tmp_path), val_split=1.5))
+    # every listed file missing (the images are in a subfolder the config does not name)
+    write_image(tmp_path / "lf" / "pics" / "a.png")
+    write_text(tmp_path / "lf" / "labels.txt", "a.png cat\n")
+    with pytest.raises(DataError, match=r"no usable training images \(1 file\(s\) skipped, the first: .*a.png: labels.txt line 1: listed"):
+        build_splits(DataConfig(root=str(tmp_path / "lf")))
     with pytest.raises(ConfigError, match="data.layout"):
         build_splits(DataConfig(root=str(tmp_path), layout="coco"))
     with pytest.raises(ConfigError, match="in_chans"):

@@ -219,10 +219,8 @@ def build_splits(data_cfg, in_chans: int = 3, check: bool = True) -> Splits:
         parts, bad = _drop_unreadable(parts, data_cfg.strict)
         skipped += bad
     if not parts["train"]:
-        raise DataError(
-            f"data.root {root}: no usable training images ({len(skipped)} skipped; "
-            "see the reasons with `cvpipe dataset-report`)"
-        )
+        first = f", the first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        raise DataError(f"data.root {root}: no usable training images ({len(skipped)} file(s) skipped{first})")
 
     def dataset(items):
         if not items:
