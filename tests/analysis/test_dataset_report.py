@@ -37,6 +37,7 @@ def _user_folder(root: Path) -> Path:
     shutil.copy(root / "train" / "cat" / "0.png", root / "train" / "cat" / "copy.png")
     shutil.copy(root / "train" / "dog" / "1.png", root / "val" / "dog" / "leak.png")
     (root / "train" / "dog" / "empty.png").write_bytes(b"")
+    (root / "val" / "dog" / "empty too.png").write_bytes(b"")  # same bytes, but no image: not a leak
     (root / "train" / "10" / "cut.png").write_bytes((root / "train" / "10" / "0.png").read_bytes()[:60])
     return root
 
@@ -47,10 +48,10 @@ def test_report_on_a_user_folder(tmp_path):
     summary = dataset_report(root, out)
     assert summary["layout"] == "folder" and summary["classes"] == ["10", "cat", "dog"]
     assert summary["per_class"] == {"train": {"10": 3, "cat": 4, "dog": 3}, "val": {"10": 0, "cat": 0, "dog": 2}}
-    assert summary["images"] == {"train": 12, "val": 2}  # listed, including the 2 broken ones
+    assert summary["images"] == {"train": 12, "val": 3}  # listed, including the 3 broken ones
     assert summary["readable_images"] == 12
     reasons = {Path(u["path"]).name: u["reason"] for u in summary["unreadable"]}
-    assert reasons == {"empty.png": "empty file", "cut.png": "truncated file"}
+    assert reasons == {"empty.png": "empty file", "empty too.png": "empty file", "cut.png": "truncated file"}
     groups = sorted((sorted(Path(p).name for p in group["files"]), group["splits"]) for group in summary["duplicates"])
     assert groups == [(["0.png", "copy.png"], ["train"]), (["1.png", "leak.png"], ["train", "val"])]
     assert summary["duplicates_across_splits"] == 1
@@ -90,7 +91,7 @@ def test_report_on_multi_label_data(tmp_path):
 def test_dataset_report_cli(tmp_path, capsys):
     root = _user_folder(tmp_path / "pets")
     assert main(["dataset-report", str(root), "--out", str(tmp_path / "r")]) == 0
-    assert "unreadable: 2, duplicate groups: 2 (1 across splits)" in capsys.readouterr().out
+    assert "unreadable: 3, duplicate groups: 2 (1 across splits)" in capsys.readouterr().out
     _assert_plots(tmp_path / "r")
     assert main(["dataset-report", str(tmp_path / "nowhere")]) == 2
     assert "no such folder, config file or preset" in capsys.readouterr().err

@@ -6,7 +6,7 @@ once to hash them and to decode them, and then writes to ``out_dir``:
 - ``class_counts.png``: images per class and split;
 - ``image_sizes.png``: histograms of widths and heights, and width against height;
 - ``samples_per_class.png``: a few images of every class (the first 40 classes);
-- ``summary.json`` and ``summary.md``: counts, sizes, pixel formats, duplicate files (same
+- ``summary.json`` and ``summary.md``: counts, sizes, pixel formats, duplicate images (same
   content hash; groups that straddle splits leak evaluation data into training) and every
   unreadable or unusable file with the reason.
 """
@@ -131,11 +131,12 @@ def _class_counts(dataset, readable: set[str]) -> list[int]:
 
 
 def _duplicates(scans: dict, members) -> tuple[list[dict], int]:
-    """Groups of files with identical bytes (with their splits), and how many span splits."""
+    """Groups of readable images with identical bytes (with their splits), and how many span
+    splits. Unreadable files are left out: they are skipped in training, so they leak nothing."""
     split_of = {str(p): name for name, ds in members for p in ds.paths}
     groups = defaultdict(list)
     for path, scan in scans.items():
-        if scan["hash"] is not None:
+        if scan["hash"] is not None and scan["problem"] is None:
             groups[scan["hash"]].append(path)
     duplicates = [
         {"files": group, "splits": sorted({split_of[p] for p in group}, key=SPLITS.index)}
