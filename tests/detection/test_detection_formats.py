@@ -267,3 +267,58 @@ def test_images_can_be_hard_linked_or_left_out(voc, tmp_path):
     report = convert(root, tmp_path / "bare", "voc", "yolo", images="none")
     assert not report.issues and not (tmp_path / "bare/images").exists()
     assert len(list((tmp_path / "bare/labels").rglob("*.txt"))) == len(truth)
+
+
+def test_malformed_coco_entries_are_issues_not_tracebacks(tmp_path):
+    data = json.loads(coco_fixture(tmp_path).read_text())
+    data["info"], data["licenses"] = "a string", {"not": "a list"}
+    data["images"].append({"id": 8, "file_name": "c.jpg", "width": "abc", "height": 10})
+    data["annotations"] += [
+        {"id": 20, "image_id": [42], "category_id": 1, "bbox": [1, 2, 3, 4]},  # unhashable id
+        {"id": 21, "image_id": 42, "category_id": {"id": 1}, "bbox": [1, 2, 3, 4]},
+        {"id": 22, "image_id": 42, "category_id": 1, "bbox": [1e308, 0, 1e308, 1]},  # x + w overflows
+    ]
+    path = tmp_path / "bad.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(data).encode())  # with the BOM Windows editors write
+    ds = read_dataset(path)
+    assert ds.num_objects == 3 and len(ds.images) == 2 and ds.info == {} and ds.licenses == []
+    messages = [str(i) for i in ds.issues]
+    assert any("'info' is str, not an object" in m for m in messages)
+    assert any("images[2]: width 'abc' is not a number" in m for m in messages)
+    assert any("annotations[3]: image_id [42] is not in 'images'" in m for m in messages)
+    assert any("annotations[4]: category_id {'id': 1} is not in 'categories'" in m for m in messages)
+    assert any("annotations[5]: bbox" in m and "overflows" in m for m in messages)
+    write_dataset(ds, tmp_path / "out", "voc", images="none")  # everything kept is writable
+
+
+def test_voc_files_in_multi_byte_encodings_are_decoded(tmp_path):
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    Image.new("RGB", (20, 20)).save(root / "JPEGImages/a.jpg")
+    text = voc_xml("a.jpg", 20, 20, [("猫", 1, 1, 10, 10, 0)])
+    (root / "Annotations/a.xml").write_bytes(('<?xml version="1.0" encoding="GBK"?>\n' + text).encode("gbk"))
+    (root / "Annotations/b.xml").write_bytes(b'<?xml version="1.0" encoding="no-such-codec"?><annotation/>')
+    ds = read_dataset(root, "voc")
+    assert ds.class_names == ["猫"] and ds.boxes.tolist() == [[0, 0, 10, 10]]
+    assert [(i.file, "unknown encoding" in i.message) for i in ds.issues] == [("Annotations/b.xml", True)]
+
+
+def test_yolo_polygons_read_as_their_box_and_class_list_mismatch_is_reported(tmp_path):
+    root = tmp_path / "yolo"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", (100, 50)).save(root / "images/a.png")
+    (root / "labels/a.txt").write_text("\ufeff1 0.1 0.2 0.5 0.2 0.3 0.6 0.2 0.4\n0 0.5 0.5 0.2 0.2 0.9\n0 1e308 0.5 0.1 0.1\n")
+    (root / "data.yaml").write_text("names: [a, b]\nnc: 3\n")
+    (root / "classes.txt").write_text("a\nb\nc\n")
+    ds = read_dataset(root)
+    assert ds.category_id.tolist() == [2] and np.allclose(ds.boxes, [[10, 10, 50, 30]])
+    messages = [str(i) for i in ds.issues]
+    assert any("line 2: expected 5 values" in m for m in messages)
+    assert any("line 3: coordinates too large" in m for m in messages)
+    assert any("classes.txt: lists 3 classes that differ" in m for m in messages)
+    assert any("nc is 3 but 'names' lists 2" in m for m in messages)
+    (root / "data.yaml").write_text("path: [1]\nnames: [a]\n")
+    with pytest.raises(DataError, match="'path' must be a path"):
+        read_dataset(root)

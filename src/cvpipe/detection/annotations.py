@@ -321,6 +321,8 @@ def format_number(value: float, decimals: int = 10) -> str:
     the same float, which is what makes conversions round-trip exactly despite the float
     arithmetic in between (``x + w - x`` need not equal ``w`` bit for bit)."""
     v = round(float(value), decimals)
+    if not np.isfinite(v):
+        raise DataError(f"cannot write the non-finite coordinate {v}; fix or drop that box")
     if v == int(v) and abs(v) < 2**53:
         return str(int(v))
     return repr(v)
@@ -347,7 +349,7 @@ def load_json(path: Path):
     """``json.loads`` of a file with the cyclic garbage collector paused: decoding a COCO file
     allocates millions of small containers, and each allocation burst otherwise triggers
     collections that scan all of them again (about a fifth of the decode time)."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not an error
     enabled = gc.isenabled()
     gc.disable()
     try:

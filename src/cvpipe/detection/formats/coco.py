@@ -72,6 +72,25 @@ def _number(value, what: str) -> float:
     return float(value)
 
 
+def _hashable(value) -> bool:
+    """JSON values usable as ids: not lists or objects (which would raise in a dict lookup)."""
+    return not isinstance(value, (list, dict))
+
+
+def _dimension(image: dict, key: str) -> int:
+    """``width``/``height`` of an image entry; 0 when absent or null (read from the file later)."""
+    value = image.get(key)
+    if value is None:
+        return 0
+    try:
+        number = float(value) if isinstance(value, str) else _number(value, key)
+        if not np.isfinite(number):
+            raise ValueError
+    except (DataError, ValueError):
+        raise DataError(f"{key} {value!r} is not a number") from None
+    return int(number)
+
+
 def read_coco(path, image_root=None, classes=None) -> DetectionDataset:
     """Read a COCO JSON file, or every ``instances*.json`` of a COCO folder (one split each).
 
@@ -100,8 +119,15 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         return
     split = split_of(json_path)
     folder = _image_folder(json_path, split, image_root)
-    b.info = b.info or dict(data.get("info") or {})
-    b.licenses = b.licenses or list(data.get("licenses") or [])
+    info, licenses = data.get("info"), data.get("licenses")
+    if info is not None and not isinstance(info, dict):
+        b.issue(name, f"'info' is {type(info).__name__}, not an object; not kept", level="warning")
+        info = None
+    if licenses is not None and not isinstance(licenses, list):
+        b.issue(name, f"'licenses' is {type(licenses).__name__}, not a list; not kept", level="warning")
+        licenses = None
+    b.info = b.info or dict(info or {})
+    b.licenses = b.licenses or list(licenses or [])
 
     for i, c in enumerate(data["categories"]):
         try:
@@ -127,7 +153,7 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
             if isinstance(iid, bool) or not isinstance(iid, int):
                 raise DataError(f"id {iid!r} is not an integer")
             file_name = safe_relpath(im["file_name"])
-            width, height = int(im.get("width") or 0), int(im.get("height") or 0)
+            width, height = _dimension(im, "width"), _dimension(im, "height")
         except KeyError as e:
             b.issue(name, f"images[{i}] has no {e}; skipped")
             continue
@@ -146,10 +172,10 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         try:
             if not isinstance(a, dict):
                 raise DataError("not an object")
-            if a.get("image_id") not in image_by_id:
+            if not _hashable(a.get("image_id")) or a.get("image_id") not in image_by_id:
                 raise DataError(f"image_id {a.get('image_id')!r} is not in 'images' (annotation without image)")
             cid = a.get("category_id")
-            if cid not in cat_by_id:
+            if not _hashable(cid) or cid not in cat_by_id:
                 raise DataError(f"category_id {cid!r} is not in 'categories' (label outside the class list)")
             bbox = a.get("bbox")
             if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
@@ -168,7 +194,11 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         extra = {k: v for k, v in a.items() if k not in _ANN_KEYS}
         pending.append((xywh, image_by_id[a["image_id"]], cid, bool(a.get("iscrowd", 0)), area, ann_id, i, extra))
     boxes = convert_boxes([p[0] for p in pending], "xywh", "xyxy")
-    for box, (_, image, cid, crowd, area, ann_id, i, extra) in zip(boxes, pending):
+    finite = np.isfinite(boxes).all(axis=1)  # x + w can overflow to inf
+    for box, ok, (xywh, image, cid, crowd, area, ann_id, i, extra) in zip(boxes, finite, pending):
+        if not ok:
+            b.issue(name, f"annotations[{i}]: bbox {xywh!r} overflows (x + width is not finite); skipped")
+            continue
         b.add_object(image, box, cid, crowd, area, ann_id, i, extra)
 
 

@@ -22,15 +22,20 @@ from cvpipe.detection.annotations import (
 )
 
 
-def parse_label_file(path: Path, rel: str, b: DatasetBuilder, columns: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def parse_label_file(path: Path, rel: str, b: DatasetBuilder, columns: int = 5,
+                     polygons: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read ``cls v1 .. v{columns-1}`` lines.
+
+    With ``polygons`` (YOLO), a line ``cls x1 y1 x2 y2 x3 y3 ...`` (three or more points, as
+    Ultralytics segmentation labels) stands for the box around its points, ``cx cy w h``, as
+    Ultralytics reads such labels for detection.
 
     Returns ``(line_numbers (n,), class_index (n,), values (n, columns - 1))``. A line with the
     wrong number of values, a non-integer class or a non-finite number is skipped with one
     issue naming its line (1-based). An unreadable file gives one issue and nothing.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not an error
     except (OSError, UnicodeDecodeError) as e:
         b.issue(rel, f"cannot be read ({e}); file skipped")
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, columns - 1))
@@ -39,8 +44,11 @@ def parse_label_file(path: Path, rel: str, b: DatasetBuilder, columns: int = 5) 
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != columns:
-            b.issue(rel, f"line {n}: expected {columns} values (class and {columns - 1} numbers), got {len(parts)}; skipped")
+        polygon = polygons and len(parts) >= 7 and len(parts) % 2 == 1
+        if len(parts) != columns and not polygon:
+            also = " or a polygon: class and x y of 3 or more points" if polygons else ""
+            b.issue(rel, f"line {n}: expected {columns} values (class and {columns - 1} numbers{also}), "
+                         f"got {len(parts)}; skipped")
             continue
         try:
             cls_value = float(parts[0])
@@ -54,6 +62,10 @@ def parse_label_file(path: Path, rel: str, b: DatasetBuilder, columns: int = 5) 
         if not all(np.isfinite(nums)):
             b.issue(rel, f"line {n}: non-finite value; skipped")
             continue
+        if polygon:
+            points = np.array(nums).reshape(-1, 2)
+            (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
+            nums = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
         lines.append(n)
         classes.append(int(cls_value))
         values.append(nums)
@@ -66,6 +78,9 @@ def add_label_objects(b: DatasetBuilder, image: int, rel: str, lines, classes, b
     for n, c, box in zip(lines, classes, boxes):
         if not 0 <= c < len(b.categories):
             b.issue(rel, f"line {n}: class index {c} is outside the class list (0..{len(b.categories) - 1}); skipped")
+            continue
+        if not np.isfinite(box).all():
+            b.issue(rel, f"line {n}: coordinates too large (the pixel box is not finite); skipped")
             continue
         b.add_object(image, box, b.categories[c].id, ignore, None, -1, int(n))
 

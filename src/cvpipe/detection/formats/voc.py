@@ -19,6 +19,7 @@ Splits: every ``ImageSets/Main/<split>.txt`` without an underscore (per-class li
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET  # writing only; parsing goes through defusedxml
 from pathlib import Path, PurePosixPath
 from typing import Optional, Sequence
@@ -26,7 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError
-from defusedxml.ElementTree import parse as safe_parse
+from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from cvpipe.detection.annotations import (
     DatasetBuilder,
@@ -78,6 +79,33 @@ def _flag(node, tag: str, what: str) -> int:
     return int(value)
 
 
+_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def _parse_xml(path: Path):
+    """The root element of an XML file, parsed with defusedxml.
+
+    Expat decodes UTF-8/16, ASCII and single-byte encodings itself; a multi-byte encoding
+    declared in the header (GBK, Big5, Shift-JIS: labelling tools on Chinese or Japanese
+    Windows) is decoded with Python's codecs first. Undecodable text raises ``ValueError``.
+    """
+    data = path.read_bytes()
+    try:
+        return safe_fromstring(data)
+    except DefusedXmlException:
+        raise
+    except ValueError:  # "multi-byte encodings are not supported"
+        declared = _DECLARED_ENCODING.match(data)
+        if declared is None:
+            raise
+        encoding = declared.group(1).decode("ascii")
+        try:
+            text = data.decode(encoding)
+        except (LookupError, UnicodeDecodeError) as e:
+            raise ValueError(f"not readable as its declared encoding {encoding} ({e})") from None
+        return safe_fromstring(text)
+
+
 def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> DetectionDataset:
     """Read a VOC folder. A broken XML is skipped with one issue; a bad object is skipped with
     one issue naming its index in the file."""
@@ -95,8 +123,12 @@ def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> 
     for xml_path in progress(xml_files, "reading VOC"):
         rel = relative_posix(xml_path, root)
         try:
-            node = safe_parse(str(xml_path)).getroot()
-        except (ParseError, DefusedXmlException, OSError, UnicodeDecodeError) as e:
+            node = _parse_xml(xml_path)
+        except DefusedXmlException as e:
+            b.issue(rel, f"refused: declares XML entities or a DTD, which can read other files or expand without "
+                         f"bound ({e}); file skipped")
+            continue
+        except (ParseError, OSError, ValueError, LookupError) as e:  # UnicodeDecodeError is a ValueError
             b.issue(rel, f"cannot be parsed ({type(e).__name__}: {e}); file skipped")
             continue
         try:

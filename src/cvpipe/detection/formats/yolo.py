@@ -10,7 +10,8 @@ The label of an image is found as Ultralytics finds it: the last ``/images/`` in
 becomes ``/labels/`` and the extension ``.txt``. Image sizes are read from the file header
 (Pillow opens lazily, no decoding) with the EXIF orientation applied, so labels refer to the
 upright picture as in Ultralytics. Ignored objects live in ``labels_ignore/`` (see
-:mod:`.textlabels`).
+:mod:`.textlabels`). Segmentation labels (``cls x1 y1 x2 y2 x3 y3 ...``) are read as the box
+around their points, as Ultralytics reads them for detection; writing gives boxes.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def _names_from_yaml(cfg: dict, yaml_path: Path) -> Optional[list[Category]]:
         raise DataError(f"{yaml_path}: 'names' must be a list or a mapping index -> name")
     ids = cfg.get("category_ids")
     if ids is not None:
-        if not isinstance(ids, list) or len(ids) != len(names) or len(set(ids)) != len(ids):
+        if (not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+                or len(ids) != len(names) or len(set(ids)) != len(ids)):
             raise DataError(f"{yaml_path}: 'category_ids' must list one distinct id per name")
         return [Category(int(i), str(n)) for i, n in zip(ids, names)]
     return as_categories([str(n) for n in names])
@@ -143,17 +145,30 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
         try:
             cfg = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as e:
-            raise DataError(f"{yaml_path}: not valid YAML ({e})") from None
+            raise DataError(f"{yaml_path}: not valid YAML ({' '.join(str(e).split())})") from None
         if not isinstance(cfg, dict):
             raise DataError(f"{yaml_path}: expected a mapping with 'names' and train/val entries")
+        for key in ("path", *SPLIT_KEYS):
+            value = cfg.get(key)
+            items = value if isinstance(value, list) and key != "path" else [value]
+            if value is not None and not all(isinstance(v, str) for v in items):
+                raise DataError(f"{yaml_path}: '{key}' must be a path{' or a list of paths' if key != 'path' else ''}, "
+                                f"not {value!r}")
     base = root
     if cfg.get("path"):
         p = Path(cfg["path"])
         base = p if p.is_absolute() else yaml_path.parent / p
-    categories = as_categories(classes) or (_names_from_yaml(cfg, yaml_path) if cfg else None) \
-        or read_class_file(root / "classes.txt")
+    from_yaml = _names_from_yaml(cfg, yaml_path) if cfg else None
+    from_file = read_class_file(root / "classes.txt")
+    categories = as_categories(classes) or from_yaml or from_file
 
     b = DatasetBuilder(categories or [], format="yolo")
+    if from_yaml and from_file and [c.name for c in from_yaml] != [c.name for c in from_file]:
+        b.issue(str(root / "classes.txt"), f"lists {len(from_file)} classes that differ from the {len(from_yaml)} "
+                f"'names' of {yaml_path.name}; the data YAML is used (delete or fix classes.txt)", level="warning")
+    nc = cfg.get("nc")
+    if from_yaml and nc is not None and nc != len(from_yaml):
+        b.issue(str(yaml_path), f"nc is {nc!r} but 'names' lists {len(from_yaml)} classes", level="warning")
     parsed = []
     label_files_used = set()
     for split, source in _split_sources(cfg, base, root):
@@ -169,7 +184,7 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
             for p, ignored in ((label, False), (ignore_path(label, "labels"), True)):
                 if p.is_file():
                     label_files_used.add(p.resolve())
-                    found.append((_shown(p, root), ignored, *parse_label_file(p, _shown(p, root), b)))
+                    found.append((_shown(p, root), ignored, *parse_label_file(p, _shown(p, root), b, polygons=True)))
             parsed.append((info, found))
 
     if not b.categories:
@@ -181,7 +196,8 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
         image = b.add_image(info)
         for rel, ignored, lines, cls, values in found:
             wh = np.array([info.width, info.height, info.width, info.height], dtype=np.float64)
-            boxes = convert_boxes(values * wh, "cxcywh", "xyxy")
+            with np.errstate(over="ignore"):  # absurd values become inf; add_label_objects reports them
+                boxes = convert_boxes(values * wh, "cxcywh", "xyxy")
             add_label_objects(b, image, rel, lines, cls, boxes, ignored)
 
     for folder in {base / "labels", root / "labels", base / "labels_ignore", root / "labels_ignore"}:
