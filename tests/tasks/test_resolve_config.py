@@ -22,3 +22,18 @@ def test_resume_starts_from_the_checkpoint_config(tmp_path):
     resumed = resolve_train_config(None, [f"resume={path}", "train.epochs=9"])
     assert (resumed.model.name, resumed.data.root, resumed.train.epochs) == ("vgg11", "photos", 9)
     assert resumed.train.resume == str(path)
+
+
+def test_resume_from_best_pt_or_plain_weights_is_one_clear_error(tmp_path, capsys):
+    from cvpipe.cli import main
+    from cvpipe.config import to_dict
+    from cvpipe.engine.checkpoint import save_checkpoint
+
+    config = to_dict(resolve_train_config(None, [f"train.project={tmp_path}"]))
+    best = save_checkpoint({"model": {}, "epoch": 1, "step": 3, "config": config, "classes": ["a"], "preprocess": {}}, tmp_path / "best.pt")
+    assert main(["train", f"resume={best}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "best.pt: cannot be resumed (no optimizer, scheduler inside" in err
+    weights = save_checkpoint({"conv.weight": __import__("torch").zeros(1)}, tmp_path / "w.pt")
+    assert main(["train", f"resume={weights}"]) == 2
+    assert "w.pt: not a cvpipe training checkpoint" in capsys.readouterr().err

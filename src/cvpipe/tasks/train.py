@@ -51,13 +51,28 @@ def resolve_train_config(config: ConfigSource = None, overrides: Sequence[str] =
         else:
             return config
     if resume:
-        ckpt = load_checkpoint(resume)
-        if "config" not in ckpt:
-            raise CheckpointError(f"{resume}: no config inside; resume needs a cvpipe last.pt")
-        return load_config(ckpt["config"], overrides)
+        return load_config(load_resume_checkpoint(resume, need=("config",))["config"], overrides)
     if config is None:
         config = "digits" if _data_root(overrides) == "digits" else {}
     return load_config(config, overrides)
+
+
+RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "config", "classes", "preprocess")
+
+
+def load_resume_checkpoint(path: Union[str, Path], need: Sequence[str] = RESUME_KEYS) -> dict:
+    """A training checkpoint holding ``need`` (by default all that resuming restores), or a
+    CheckpointError saying why it cannot be resumed."""
+    ckpt = load_checkpoint(path)
+    if "config" not in ckpt:
+        raise CheckpointError(f"{path}: not a cvpipe training checkpoint (no config inside); resume needs a run's weights/last.pt")
+    missing = [k for k in need if k not in ckpt]
+    if missing:
+        raise CheckpointError(
+            f"{path}: cannot be resumed (no {', '.join(missing)} inside; best.pt keeps only the weights); "
+            f"resume from the run's weights/last.pt, or start a new run from these weights with model.pretrained={path}"
+        )
+    return ckpt
 
 
 def _data_root(overrides: Sequence[str]) -> str:
@@ -91,7 +106,7 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
     t = cfg.train
     _check_train_config(cfg, info.world_size)
     seed_everything(t.seed + info.rank, t.deterministic)
-    resume_ckpt = load_checkpoint(t.resume) if t.resume else None
+    resume_ckpt = load_resume_checkpoint(t.resume) if t.resume else None
 
     # Rank 0 owns the run folder and checks every file once; the others receive the result.
     run_dir, splits = None, None
