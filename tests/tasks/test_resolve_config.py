@@ -37,3 +37,16 @@ def test_resume_from_best_pt_or_plain_weights_is_one_clear_error(tmp_path, capsy
     weights = save_checkpoint({"conv.weight": __import__("torch").zeros(1)}, tmp_path / "w.pt")
     assert main(["train", f"resume={weights}"]) == 2
     assert "w.pt: not a cvpipe training checkpoint" in capsys.readouterr().err
+
+
+def test_an_image_given_as_checkpoint_is_named_as_not_a_checkpoint(tmp_path, capsys):
+    from PIL import Image
+
+    from cvpipe.cli import main
+
+    photo = tmp_path / "photo.jpg"
+    Image.new("RGB", (8, 8)).save(photo)
+    for argv in (["train", f"resume={photo}"], ["eval", str(photo)], ["predict", str(photo), str(photo)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "photo.jpg: not a PyTorch checkpoint" in err, err

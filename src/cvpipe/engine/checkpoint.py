@@ -51,6 +51,8 @@ def load_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not _looks_like_torch_file(path):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (not a file written by torch.save); check the path")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -63,3 +65,13 @@ def load_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     return obj
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive (or, in the legacy format, a pickle: first byte 0x80)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
+    return head.startswith(b"PK") or head[:1] == b"\x80"
