@@ -322,3 +322,34 @@ def test_yolo_polygons_read_as_their_box_and_class_list_mismatch_is_reported(tmp
     (root / "data.yaml").write_text("path: [1]\nnames: [a]\n")
     with pytest.raises(DataError, match="'path' must be a path"):
         read_dataset(root)
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_overwrite_replaces_an_earlier_conversion_and_a_failed_run_changes_nothing(voc, tmp_path):
+    root, truth = voc
+    dst = tmp_path / "yolo"
+    convert(root, dst, "voc", "yolo", val_fraction=0.5, seed=1, images="none")
+    (dst / "notes.md").write_text("mine")
+    convert(root, dst, "voc", "yolo", include=["circle"], images="none", overwrite=True)
+    # no label file of the earlier split or class list is left to be read back
+    expected = {f"labels/{t['split']}/{Path(t['file']).stem}.txt" for t in truth}
+    assert {p.relative_to(dst).as_posix() for p in (dst / "labels").rglob("*.txt")} == expected
+    assert not (dst / "labels_ignore").exists() and (dst / "notes.md").read_text() == "mine"
+    before = _snapshot(dst)
+    # the second split has two images with one file name: the writer stops after writing the first
+    coco = tmp_path / "coco" / "annotations"
+    coco.mkdir(parents=True)
+    good = {"images": [{"id": 1, "file_name": "a.jpg", "width": 9, "height": 9}], "annotations": [],
+            "categories": [{"id": 1, "name": "circle"}]}
+    clash = dict(good, images=good["images"] + [{"id": 2, "file_name": "a.jpg", "width": 9, "height": 9}])
+    (coco / "instances_a.json").write_text(json.dumps(good))
+    (coco / "instances_b.json").write_text(json.dumps(clash))
+    for target in (dst, tmp_path / "new"):
+        with pytest.raises(DataError, match="used by several images"):
+            convert(tmp_path / "coco", target, "coco", "coco", images="none", overwrite=True)
+    assert _snapshot(dst) == before and not (tmp_path / "new").exists()
+    with pytest.raises(DataError, match="not a folder"):
+        convert(root, dst / "notes.md", "voc", "coco")

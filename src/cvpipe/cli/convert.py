@@ -44,7 +44,8 @@ def register(sub) -> None:
     p.add_argument("--images", choices=IMAGE_MODES, default="copy",
                    help="copy the images, hard-link them, or write annotations only (default copy)")
     p.add_argument("--image-root", metavar="DIR", help="where the source images are, if not in the usual place")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty destination folder")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty destination folder, replacing the folders and files of "
+                   "the --to layout there (an earlier conversion); other files are kept")
     p.set_defaults(func=run)
 
 

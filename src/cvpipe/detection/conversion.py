@@ -3,6 +3,9 @@ and write it in another, keeping boxes, ignore flags, category ids/names and spl
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -99,6 +102,54 @@ def _nonempty(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
+# what each writer puts in its destination folder: --overwrite replaces exactly these
+WRITTEN = {
+    "coco": ("annotations", "images"),
+    "voc": ("Annotations", "JPEGImages", "ImageSets", "classes.txt"),
+    "yolo": ("images", "labels", "labels_ignore", "data.yaml"),
+    "txt": ("JPEGImages", "Annotations", "Annotations_ignore", "filelist.txt", "filelist_*.txt", "classes.txt"),
+}
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def write_staged(ds: DetectionDataset, dst: Path, fmt: str, images: str) -> list[Issue]:
+    """Write ``ds`` into a hidden folder inside ``dst``, then move it into place.
+
+    A run that stops half-way (a problem found while writing, a full disk, Ctrl-C) leaves
+    ``dst`` as it was. Files and folders of ``fmt``'s layout already in ``dst`` (an earlier
+    conversion) are replaced as a whole, so no stale label file or split list survives;
+    anything else in ``dst`` is kept.
+    """
+    created = not dst.exists()
+    if dst.exists() and not dst.is_dir():
+        raise DataError(f"{dst}: exists and is not a folder; choose a folder for the converted dataset")
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".cvpipe-partial-", dir=dst))
+    except OSError as e:
+        raise DataError(f"{dst}: cannot create the destination folder ({e.strerror or e})") from None
+    try:
+        issues = write_dataset(ds, stage, fmt, images=images)
+        for pattern in WRITTEN[fmt]:
+            for old in dst.glob(pattern):
+                _remove(old)
+        for entry in stage.iterdir():
+            os.replace(entry, dst / entry.name)
+    except OSError as e:
+        raise DataError(f"{dst}: writing failed ({e}); the destination was left as it was") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and not _nonempty(dst):
+            dst.rmdir()
+    return issues
+
+
 def convert(
     src,
     dst,
@@ -120,7 +171,9 @@ def convert(
 
     Args:
         src: source dataset folder (or COCO JSON / YOLO YAML).
-        dst: destination folder; must be empty or absent unless ``overwrite``.
+        dst: destination folder; must be empty or absent unless ``overwrite``, which replaces
+            the folders and files of the ``dst_format`` layout in it and keeps the rest. Nothing
+            in ``dst`` changes when the conversion fails.
         src_format: detected when None. dst_format: ``coco | voc | yolo | txt``.
         classes: ordered class names for formats that store none or indices only.
         include, exclude: class names to keep / drop (objects of dropped classes removed).
@@ -140,6 +193,8 @@ def convert(
         raise DataError(f"{dst}: the destination is the source; write to another folder")
     if _nonempty(dst) and not overwrite:
         raise DataError(f"{dst}: folder is not empty; choose an empty one or pass --overwrite")
+    if overwrite and src.exists() and dst.exists() and src.resolve().is_relative_to(dst.resolve()):
+        raise DataError(f"{dst}: the source {src} is inside the destination; write to another folder")
     src_format = src_format or detect_format(src)
     ds = read_dataset(src, src_format, classes=classes, image_root=image_root)
     if category_map:
@@ -152,6 +207,6 @@ def convert(
     if dst_format in ("coco", "voc", "yolo"):  # these store (or need) the image size
         fill_image_sizes(ds)
     issues = list(ds.issues)
-    issues += write_dataset(ds, dst, dst_format, images=images)
+    issues += write_staged(ds, dst, dst_format, images)
     return ConversionReport(src, dst, src_format, dst_format, len(ds.images), ds.num_objects,
                             int(ds.ignore.sum()), issues)
