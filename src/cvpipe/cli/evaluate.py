@@ -7,8 +7,10 @@ Evaluate a trained checkpoint and write a full report.
 
 By default the checkpoint's own validation split is used. Options as key=value:
 
-  data=PATH        evaluate on another dataset (any layout; classes matched by name)
-  split=val        val | test | train | all (all = every image of the dataset)
+  data=PATH        evaluate on another dataset (any layout, detected; classes matched by
+                   name; a class the model does not know is an error)
+  split=SPLIT      val | test | train | all (every image of the dataset); default val,
+                   or all with data=PATH
   data.KEY=VALUE   any data setting, e.g. data.layout=labelfile data.labels=labels.csv
   batch=64  workers=2  device=auto
   mistakes=16      images in the worst-mistakes gallery

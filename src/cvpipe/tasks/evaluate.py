@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence, Union
 
 import torch
 
-from cvpipe.config import load_config, to_dict
+from cvpipe.config import DataConfig, load_config, to_dict
 from cvpipe.engine.inference import collect_outputs
 from cvpipe.engine.logger import get_logger
 from cvpipe.errors import ConfigError, DataError
@@ -43,7 +43,7 @@ def evaluate(
     overrides: Sequence[str] = (),
     *,
     data: Optional[str] = None,
-    split: str = "val",
+    split: Optional[str] = None,
     batch_size: int = 64,
     workers: Optional[int] = None,
     device: str = "auto",
@@ -57,12 +57,17 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate on ``split`` of the training data, or of ``data`` (a folder in any layout).
 
-    ``overrides`` are ``data.*`` settings applied to the checkpoint's data config
-    (e.g. ``data.layout=labelfile``). ``split="all"`` uses every image of the dataset.
+    ``split`` defaults to ``"val"`` on the training data and to ``"all"`` (every image) on
+    ``data``. The other dataset's layout is detected afresh (the training run's ``layout``,
+    ``images``, ``labels`` and ``names`` do not carry over) and its labels are read as the
+    model was trained: single- or multi-label. ``overrides`` are ``data.*`` settings applied
+    last (e.g. ``data.labels=test.csv``).
     """
     from cvpipe.data.datasets import build_splits
     from cvpipe.data.loaders import build_loader
 
+    if split is None:
+        split = "val" if data is None else "all"
     if split not in SPLITS:
         raise ConfigError(f"split={split!r}: use one of {', '.join(SPLITS)}")
     trained = checkpoint if isinstance(checkpoint, Trained) else load_trained(checkpoint)
@@ -73,6 +78,10 @@ def evaluate(
     dataset.transform = trained.transform
 
     log = get_logger()
+    log.info(f"evaluating {len(dataset)} images: {split} of {splits.describe()}")
+    if splits.skipped:
+        path, reason = splits.skipped[0]
+        log.warning(f"warning: {len(splits.skipped)} file(s) left out, the first: {path}: {reason} (all in summary.json)")
     dev = device_for(device)
     model = trained.model.to(dev)
     loader = build_loader(dataset, batch_size, train=False, workers=cfg.data.workers if workers is None else workers, seed=0)
@@ -96,15 +105,21 @@ def evaluate(
     return EvalResult(out_dir, metrics, trained.classes, logits, targets, paths)
 
 
+LAYOUT_KEYS = ("layout", "images", "labels", "names")  # describe one dataset's files
+
+
 def _data_config(trained: Trained, data: Optional[str], overrides: Sequence[str]):
     base = to_dict(trained.config)
     items = list(overrides)
-    if data is not None:
-        items.insert(0, f"data.root={data}")
     for item in items:
         if not item.startswith("data."):
             raise ConfigError(f"eval override {item!r}: only data.* settings can change at evaluation")
-    return load_config(base, items)
+    if data is not None:
+        defaults = DataConfig()
+        base["data"].update({"root": str(data), **{key: getattr(defaults, key) for key in LAYOUT_KEYS}})
+    cfg = load_config(base, items)
+    cfg.data.multi_label = trained.multi_label  # read the labels the way the model predicts them
+    return cfg
 
 
 def _pick_split(splits, split: str):

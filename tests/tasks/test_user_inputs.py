@@ -1,0 +1,58 @@
+"""Eval and predict on data other than the training set, and on odd inputs: results are right
+or the user gets one clear line. Checkpoints here are built without training (the weights do
+not matter for what is checked), so the tests stay fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import cvpipe
+from cvpipe.config import load_config, to_dict
+from cvpipe.data.transforms import make_preprocess
+from cvpipe.engine.checkpoint import save_checkpoint
+from cvpipe.tasks.common import build_model
+
+from .synthetic import COLOURS, folder_dataset, multilabel_dataset
+
+
+def untrained_checkpoint(path: Path, classes: list[str], multi_label: bool = False, **data) -> Path:
+    """A cvpipe checkpoint of a LeNet on 24 px RGB input, with ``data.*`` settings as given."""
+    overrides = ["model.name=lenet", "data.augment.image_size=24", *(f"data.{k}={v}" for k, v in data.items())]
+    cfg = load_config(None, overrides)
+    model = build_model(cfg, len(classes))
+    preprocess = make_preprocess(cfg.data.augment, 3, [0.5] * 3, [0.25] * 3)
+    state = {"model": model.state_dict(), "config": to_dict(cfg), "classes": classes, "preprocess": preprocess,
+             "multi_label": multi_label}
+    return save_checkpoint(state, path)
+
+
+def test_eval_on_another_folder_uses_all_its_images_and_its_own_layout(tmp_path):
+    # trained on a label-file dataset in imgs/; evaluated on a folder-per-class dataset
+    ckpt = untrained_checkpoint(tmp_path / "a.pt", sorted(COLOURS), layout="labelfile", images="imgs", labels="l.csv")
+    other = folder_dataset(tmp_path / "other", per_class=3)
+    report = cvpipe.evaluate(ckpt, data=str(other), save=False)
+    assert report.metrics["split"] == "all" and report.metrics["images"] == 9
+    truth = sorted((Path(p).parent.name, report.classes[t]) for p, t in zip(report.paths, report.targets.tolist()))
+    assert truth == sorted((c, c) for c in COLOURS for _ in range(3))
+    assert cvpipe.evaluate(ckpt, data=str(other), split="val", save=False).metrics["images"] == 3  # 20% per class
+
+
+def test_eval_reads_other_data_the_way_the_model_predicts(tmp_path):
+    # a multi-label model on a folder-per-class dataset: one-hot rows, multi-label metrics
+    ckpt = untrained_checkpoint(tmp_path / "ml.pt", sorted(COLOURS), multi_label=True)
+    folders = folder_dataset(tmp_path / "folders", per_class=2)
+    report = cvpipe.evaluate(ckpt, data=str(folders), save=False)
+    assert report.targets.shape == (6, 3) and report.targets.sum(1).tolist() == [1.0] * 6
+    assert "mAP" in report.metrics
+
+    # a single-label model on per-image label lists: images with several labels are left out, listed
+    single = untrained_checkpoint(tmp_path / "sl.pt", sorted(COLOURS))
+    data = folder_dataset(tmp_path / "lists", per_class=2)
+    for i, image in enumerate(sorted(data.rglob("*.png"))):
+        image.with_suffix(".txt").write_text(image.parent.name + (" red" if i % 3 == 0 else "") + "\n")
+    report = cvpipe.evaluate(single, data=str(data), save=False)
+    assert report.targets.ndim == 1 and report.metrics["images"] == 4
+    reasons = [r for _, r in report.metrics["skipped_files"]]
+    assert len(reasons) == 2 and all(r.endswith("2 labels but data.multi_label is false") for r in reasons)
