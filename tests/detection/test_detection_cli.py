@@ -90,3 +90,27 @@ def test_det_eval_refuses_predictions_for_unknown_images(voc, tmp_path, capsys):
                                                   "score": 0.5}]))
     assert main(["det-eval", str(voc), str(tmp_path / "r.json")]) == 2
     assert "predictions for 1 images that are not in the ground truth (first: 999)" in capsys.readouterr().err
+
+
+def test_det_eval_names_what_it_could_not_read_in_predictions_and_ground_truth(voc, tmp_path, capsys):
+    good = {"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}
+    for bad, message in (({"category_id": 1.5}, "result [1]: category_id 1.5 is not an integer"),
+                         ({"image_id": [1]}, "result [1]: image_id [1] is not an id"),
+                         ({"bbox": [0, 0, 5]}, "result [1]: bbox [0, 0, 5] is not [x, y, width, height]"),
+                         ({"score": "high"}, "result [1]: score 'high' is not a number")):
+        (tmp_path / "r.json").write_text(json.dumps([good, dict(good, **bad)]))
+        assert main(["det-eval", str(voc), str(tmp_path / "r.json")]) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["det-eval", str(voc), str(tmp_path / "empty")]) == 2
+    assert "no .txt prediction files" in capsys.readouterr().err
+    # an unreadable ground-truth object is left out of the numbers, and the user is told
+    (tmp_path / "r.json").write_text(json.dumps([good]))
+    (voc / "Annotations" / "000000.xml").write_text(
+        (voc / "Annotations" / "000000.xml").read_text().replace("<xmin>", "<xmin>x", 1))
+    assert main(["det-eval", str(voc), str(tmp_path / "r.json")]) == 1
+    err = capsys.readouterr().err
+    assert "error: Annotations/000000.xml object 0: bndbox/xmin is not a number" in err
+    assert "1 ground-truth problems (listed above)" in err
+    assert [str(i) for i in evaluate_voc(voc, tmp_path / "r.json").issues] == [
+        "Annotations/000000.xml object 0: bndbox/xmin is not a number: 'x12'; object skipped"]

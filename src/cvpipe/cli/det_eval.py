@@ -16,6 +16,9 @@ GT is any dataset cvpipe reads (COCO .json, VOC, YOLO, txt). PREDICTIONS is a CO
 .json, a folder of YOLO txt files (`cls cx cy w h conf`, one per image) or a folder of VOC
 per-class files (`<prefix>_<class>.txt` with `image score xmin ymin xmax ymax`).
 With --out: summary.json, per_class.csv and pr_curves.png.
+
+Ground-truth files, lines or objects that cannot be read are listed on stderr and left out;
+the exit status is then 1 (0 otherwise).
 """
 
 
@@ -49,7 +52,13 @@ def run(args) -> int:
     else:
         metric = "11-point" if args.protocol == "voc07" else "all-point"
         result = evaluate_voc(args.gt, args.predictions, metric=metric, iou_threshold=args.iou, **common)
+    for issue in result.issues:
+        print(f"{issue.level}: {issue}", file=sys.stderr)
+    errors = sum(issue.level == "error" for issue in result.issues)
     print(result.summary())
+    if errors:
+        print(f"{errors} ground-truth problems (listed above): what they name is not in these numbers; "
+              "fix them (`cvpipe check-detection GT`) for a faithful evaluation", file=sys.stderr)
     if args.out:
         print(f"wrote {args.out}/summary.json, per_class.csv, pr_curves.png", file=sys.stderr)
-    return 0
+    return 1 if errors else 0

@@ -38,7 +38,8 @@ def load_for_evaluation(gt, predictions, gt_format=None, pred_format=None, split
             raise DataError(f"{gt}: no images in split {split!r}; splits: {', '.join(s or '(none)' for s in ds.splits)}")
         ds = ds.select_images(keep)
     if not ds.images:
-        raise DataError(f"{gt}: the ground truth has no images")
+        errors = [i for i in ds.issues if i.level == "error"]
+        raise DataError(f"{gt}: the ground truth has no images" + (f" ({errors[0]})" if errors else ""))
     dets = predictions if isinstance(predictions, Detections) else read_predictions(predictions, ds, pred_format)
     return ds, dets
 
@@ -68,10 +69,13 @@ def evaluate_coco(
         out_dir: also write ``summary.json``, ``per_class.csv`` and ``pr_curves.png`` there.
 
     Returns:
-        :class:`CocoEvaluation` (``.stats`` in pycocotools' order, ``.summary()``).
+        :class:`CocoEvaluation` (``.stats`` in pycocotools' order, ``.summary()``); its
+        ``issues`` list the ground-truth files, lines or objects that could not be read and
+        were left out.
     """
     ds, dets = load_for_evaluation(gt, predictions, gt_format, pred_format, split, classes)
     result = _coco_arrays(ds, dets, iou_thresholds, max_dets, area_ranges)
+    result.issues = list(ds.issues)
     if out_dir is not None:
         from cvpipe.detection.plots import plot_coco_pr_curves
 
@@ -102,6 +106,7 @@ def evaluate_voc(
         raise DataError(f"unknown VOC metric {metric!r}; expected all-point or 11-point")
     ds, dets = load_for_evaluation(gt, predictions, gt_format, pred_format, split, classes)
     result = _voc_arrays(ds, dets, metric, iou_threshold)
+    result.issues = list(ds.issues)
     if out_dir is not None:
         from cvpipe.detection.plots import plot_voc_pr_curves
 

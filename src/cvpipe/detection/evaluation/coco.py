@@ -69,6 +69,8 @@ class CocoEvaluation:
     ``precision``: ``(T, R, K, A, M)``; ``recall``: ``(T, K, A, M)``; ``scores``: the score
     at each precision sample; -1 where a category has no regular ground truth. Axes: IoU
     thresholds, recall thresholds, categories (sorted by id), area ranges, max-dets.
+    ``issues``: ground-truth files, lines or objects that could not be read and are therefore
+    not part of the numbers.
     """
 
     stats: np.ndarray
@@ -82,6 +84,7 @@ class CocoEvaluation:
     max_dets: list[int]
     num_gt: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (K,) regular GT, area all
     num_dets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (K,) detections kept
+    issues: list = field(default_factory=list)  # problems met reading the ground truth (what was left out)
 
     def as_dict(self) -> dict:
         return {name: float(v) for name, v in zip(STAT_NAMES, self.stats)}

@@ -63,25 +63,59 @@ def read_coco_results(path, gt: DetectionDataset) -> Detections:
     if len(set(ids)) != len(ids):
         raise DataError("the ground truth has repeated image ids (several splits?); evaluate one split")
     index_of = {im.id: i for i, im in enumerate(gt.images)}
-    try:
+    try:  # the fast path: one array per field; a bad entry is then looked for one by one
         image_ids = [r["image_id"] for r in data]
-        cats = np.array([r["category_id"] for r in data], dtype=np.int64)
-        boxes = np.array([r["bbox"] for r in data], dtype=np.float64).reshape(-1, 4)
+        distinct = dict.fromkeys(image_ids)  # TypeError for list or object ids
+        cats = np.array([r["category_id"] for r in data])
+        boxes = np.array([r["bbox"] for r in data], dtype=np.float64).reshape(len(data), 4)
         scores = np.array([r["score"] for r in data], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as e:
-        raise DataError(f"{path}: every result needs image_id, category_id, bbox [x, y, w, h] and score ({e})") from None
+        if len(data) and (cats.dtype.kind not in "iuf" or np.any(cats != np.round(cats))):
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise DataError(f"{path}: {_first_bad_result(data)}") from None
     if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
-        raise DataError(f"{path}: non-finite bbox or score values")
-    unknown = [i for i in dict.fromkeys(image_ids) if i not in index_of]
+        bad = int(np.flatnonzero(~(np.isfinite(boxes).all(axis=1) & np.isfinite(scores)))[0])
+        raise DataError(f"{path}: result [{bad}] has a non-finite bbox or score")
+    cats = cats.astype(np.int64)
+    unknown = [i for i in distinct if i not in index_of]
     if unknown:
         raise _unknown(path, unknown)
     image_index = np.array([index_of[i] for i in image_ids], dtype=np.int64)
     return Detections(image_index, convert_boxes(boxes, "xywh", "xyxy"), scores, cats)
 
 
+def _first_bad_result(data: list) -> str:
+    """What is wrong with the first malformed entry of a COCO results list."""
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    for i, r in enumerate(data):
+        if not isinstance(r, dict):
+            return f"result [{i}] is not an object {{image_id, category_id, bbox, score}}"
+        missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in r]
+        if missing:
+            return f"result [{i}] has no {', '.join(map(repr, missing))}"
+        if isinstance(r["image_id"], (list, dict)):
+            return f"result [{i}]: image_id {r['image_id']!r} is not an id"
+        cat = r["category_id"]
+        if not number(cat) or cat != int(cat):
+            return f"result [{i}]: category_id {cat!r} is not an integer"
+        bbox = r["bbox"]
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(number(v) for v in bbox)):
+            return f"result [{i}]: bbox {bbox!r} is not [x, y, width, height]"
+        if not number(r["score"]):
+            return f"result [{i}]: score {r['score']!r} is not a number"
+    return "every result needs image_id, category_id, bbox [x, y, w, h] and score"
+
+
 def _read_rows(path: Path, columns: int, first_is_text: bool) -> tuple[list[str], np.ndarray]:
     heads, rows = [], []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot be read ({e})") from None
+    for n, line in enumerate(text.splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -102,7 +136,11 @@ def read_yolo_predictions(folder, gt: DetectionDataset) -> Detections:
     full, bare = _image_keys(gt)
     ids = np.array([c.id for c in gt.categories], dtype=np.int64)
     parts, unknown = [], []
-    for p in sorted(folder.rglob("*.txt")):
+    files = sorted(folder.rglob("*.txt"))
+    if not files:
+        raise DataError(f"{folder}: no .txt prediction files (YOLO: the labels/ folder of a prediction run with "
+                        "save_txt and save_conf; for no detections at all use a COCO results file [])")
+    for p in files:
         key = p.relative_to(folder).with_suffix("").as_posix()
         i = _lookup(key, full, bare, str(p))
         if i is None:

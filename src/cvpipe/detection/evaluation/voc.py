@@ -36,7 +36,8 @@ from cvpipe.detection.annotations import Category, DetectionDataset, Detections
 @dataclass
 class VocEvaluation:
     """Per-class AP (NaN for classes without ground truth), their mean, and the PR curves
-    (``curves[name] = (recall, precision)`` over the ranked detections)."""
+    (``curves[name] = (recall, precision)`` over the ranked detections). ``issues``: ground-truth
+    files, lines or objects that could not be read and are therefore not part of the numbers."""
 
     ap: dict
     mean_ap: float
@@ -46,6 +47,7 @@ class VocEvaluation:
     num_gt: dict = field(default_factory=dict)
     num_dets: dict = field(default_factory=dict)
     curves: dict = field(default_factory=dict)
+    issues: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"mAP": self.mean_ap, **{f"AP/{k}": v for k, v in self.ap.items()}}
