@@ -60,7 +60,7 @@ def test_voc_problems_are_reported_with_file_and_object(tmp_path):
     expected = [
         rf"Annotations/000000\.xml object 0: bndbox \[1, 1, {W + 5}, 10\] outside the {W}x\d+ image \(VOC is 1-based",
         r"Annotations/000001\.xml object \d: bndbox \[30, 5, 20, 15\]: xmin > xmax or ymin > ymax: corners in the wrong",
-        r"Annotations/000003\.xml: size 999x999 in the annotation but the image is \d+x\d+",
+        r"Annotations/000003\.xml: image 000003\.jpg: size 999x999 in the annotation but the file is \d+x\d+",
         r"Annotations/000004\.xml object \d: class 'dragon' is not in the class list",
         r"Annotations/000005\.xml: image JPEGImages/000005\.jpg is missing \(annotation without image\)",
         r"Annotations/000006\.xml object 0: bndbox \[11, 5, 10, 15\]: zero width or height",
@@ -123,10 +123,10 @@ def test_coco_problems_and_an_exif_rotated_image(tmp_path):
     assert f"{name}: annotations[1]: duplicate annotation id 1" in errors
     assert f"{name}: annotations[2]: image_id 9 is not in 'images' (annotation without image); skipped" in errors
     assert f"{name}: annotations[3]: category_id 4 is not in 'categories' (label outside the class list); skipped" in errors
-    assert f"{name}: image size missing from the annotation" in errors
+    assert f"{name}: image gone.jpg: size missing from the annotation" in errors
     assert f"{name}: image file gone.jpg is missing (annotation without image)" in errors
-    assert any("size 60x40 in the annotation but the image is 40x60 (it matches the stored pixels before the EXIF"
-               in e for e in errors)
+    assert any("image rot.jpg: size 60x40 in the annotation but the file is 40x60 (it matches the stored pixels before "
+               "the EXIF" in e for e in errors)
     assert len(errors) == 7, errors
 
 

@@ -159,7 +159,7 @@ def _image_findings(ds: DetectionDataset, check_files: bool) -> list[Issue]:
         if counts[i] == 0:
             out.append(Issue(where, f"image {im.file_name} has no objects", level="warning"))
         if ds.format != "yolo" and (im.width <= 0 or im.height <= 0):
-            out.append(Issue(where, "image size missing from the annotation"))
+            out.append(Issue(where, f"image {im.file_name}: size missing from the annotation"))
         if check_files and im.path is not None and im.path.is_file() and im.width > 0 and im.height > 0 and ds.format != "yolo":
             try:
                 actual = read_image_size(im.path)
@@ -170,8 +170,8 @@ def _image_findings(ds: DetectionDataset, check_files: bool) -> list[Issue]:
             if actual != (im.width, im.height):
                 note = (" (it matches the stored pixels before the EXIF rotation: the annotation was made on the "
                         "unrotated image)" if raw == (im.width, im.height) else "")
-                out.append(Issue(where, f"size {im.width}x{im.height} in the annotation but the image is "
-                                        f"{actual[0]}x{actual[1]}{note}"))
+                out.append(Issue(where, f"image {im.file_name}: size {im.width}x{im.height} in the annotation but "
+                                        f"the file is {actual[0]}x{actual[1]}{note}"))
         elif check_files and im.path is not None and not im.path.is_file() and ds.format in ("coco",):
             out.append(Issue(where, f"image file {im.file_name} is missing (annotation without image)"))
     by_split: dict = {}
