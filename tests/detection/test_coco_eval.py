@@ -163,3 +163,28 @@ def test_outputs_table_and_pr_curves(tmp_path):
     with Image.open(tmp_path / "out/pr_curves.png") as im:
         assert im.format == "PNG" and im.size[0] > 300
     assert len((tmp_path / "out/per_class.csv").read_text().splitlines()) == 1 + len(gt["categories"])
+
+
+def test_summary_lines_are_pycocotools_and_follow_custom_max_dets(tmp_path):
+    gt, results = random_coco(8, n_images=12, n_cats=3, many_dets_images=1)
+    gt_path, res_path = write(tmp_path, gt, results)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        reference(gt_path, str(res_path)).summarize()
+    ours = evaluate_coco(gt_path, res_path).summary().splitlines()[:12]
+    assert ours == printed.getvalue().splitlines()[-12:]  # same text, same numbers
+    # custom max-dets: the labels say what was used; pycocotools agrees except its stats[0],
+    # which looks for a hard-coded 100 and gives -1
+    custom = evaluate_coco(gt_path, res_path, max_dets=(1, 5, 20))
+    lines = custom.summary().splitlines()
+    assert "IoU=0.50:0.95 | area=   all | maxDets= 20 ]" in lines[0] and "maxDets=  5 ]" in lines[7]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt_api = COCO(str(gt_path))
+        ev = COCOeval(gt_api, gt_api.loadRes(str(res_path)), "bbox")
+        ev.params.maxDets = [1, 5, 20]
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert ev.stats[0] == -1
+    np.testing.assert_allclose(custom.stats[1:], ev.stats[1:], rtol=0, atol=1e-12)
+    assert custom.stats[0] == pytest.approx(custom._mean(custom.precision[..., 0, 2]))

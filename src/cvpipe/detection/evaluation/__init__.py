@@ -65,7 +65,8 @@ def evaluate_coco(
             :class:`Detections`.
         gt_format, pred_format: detected when None. split: evaluate one split of ``gt``.
         classes: class list for ground-truth formats that store indices only.
-        iou_thresholds, max_dets, area_ranges: pycocotools' defaults.
+        iou_thresholds, max_dets, area_ranges: pycocotools' defaults. With other max-dets the
+            AP numbers use the largest value (see :func:`~.coco.summarize`).
         out_dir: also write ``summary.json``, ``per_class.csv`` and ``pr_curves.png`` there.
 
     Returns:

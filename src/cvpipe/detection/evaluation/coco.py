@@ -40,20 +40,6 @@ import numpy as np
 from cvpipe.detection.annotations import Category, DetectionDataset, Detections
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
-STAT_LABELS = (
-    "Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.75      | area=   all | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
-    "Average Precision  (AP) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets= 10 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
-    "Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
-)
 
 # pycocotools' parameters, built the same way (np.linspace, not arange, for exact values)
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, int(np.round((0.95 - 0.5) / 0.05)) + 1, endpoint=True)
@@ -108,9 +94,23 @@ class CocoEvaluation:
             })
         return rows
 
+    def stat_labels(self) -> list[str]:
+        """pycocotools' line for each of the 12 numbers, with the IoU range and max-dets that
+        :func:`summarize` used (they differ from the usual text when those were changed)."""
+        t = self.iou_thresholds
+        full = f"{t[0]:0.2f}:{t[-1]:0.2f}" if len(t) else "-"
+        m = self.max_dets
+        rows = [(True, full, "all", m[-1]), (True, "0.50", "all", m[-1]), (True, "0.75", "all", m[-1]),
+                (True, full, "small", m[-1]), (True, full, "medium", m[-1]), (True, full, "large", m[-1]),
+                (False, full, "all", m[0]), (False, full, "all", m[1] if len(m) > 1 else m[-1]),
+                (False, full, "all", m[-1]), (False, full, "small", m[-1]), (False, full, "medium", m[-1]),
+                (False, full, "large", m[-1])]
+        return [f"{'Average Precision' if ap else 'Average Recall':<18} {'(AP)' if ap else '(AR)'} @[ IoU={iou:<9} | "
+                f"area={area:>6s} | maxDets={md:>3d} ]" for ap, iou, area, md in rows]
+
     def summary(self) -> str:
         """The 12 numbers in pycocotools' layout, then the per-class table."""
-        lines = [f" {label} = {v:0.3f}" for label, v in zip(STAT_LABELS, self.stats)]
+        lines = [f" {label} = {v:0.3f}" for label, v in zip(self.stat_labels(), self.stats)]
         lines.append("")
         lines.append(f"{'class':<20} {'id':>5} {'gt':>7} {'dets':>7} {'AP':>7} {'AP50':>7} {'AP75':>7} {'AR':>7}")
         for r in self.per_class():
@@ -355,7 +355,13 @@ def evaluate_arrays(
 
 
 def summarize(precision, recall, iou_thr, area_labels, max_dets) -> np.ndarray:
-    """pycocotools' ``summarize()`` for boxes: means over entries > -1, -1 when none."""
+    """pycocotools' ``summarize()`` for boxes: means over entries > -1, -1 when none.
+
+    AR@1 and AR@10 use the first two max-dets, every other number the largest. With the
+    default ``(1, 10, 100)`` that is pycocotools exactly; with other values pycocotools mixes
+    a hard-coded 100 (the first number, -1 when 100 is not listed) with the third value
+    (an error when fewer than three are given), where cvpipe stays consistent.
+    """
 
     def one(ap: bool, iou: Optional[float] = None, area: str = "all", max_det: int = 100) -> float:
         if area not in area_labels or max_det not in max_dets:
