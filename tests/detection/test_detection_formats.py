@@ -353,3 +353,17 @@ def test_overwrite_replaces_an_earlier_conversion_and_a_failed_run_changes_nothi
     assert _snapshot(dst) == before and not (tmp_path / "new").exists()
     with pytest.raises(DataError, match="not a folder"):
         convert(root, dst / "notes.md", "voc", "coco")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"dst_format": "xml"}, "unknown dataset format 'xml'"),
+    ({"images": "symlink"}, "unknown image mode 'symlink'"),
+    ({"min_size": float("nan")}, "min size nan must be"),
+    ({"val_fraction": 1.5}, "val fraction 1.5 must be in"),
+    ({"category_map": {"circle": "x"}}, "ids must be integers"),
+])
+def test_bad_conversion_settings_are_one_line_and_write_nothing(voc, tmp_path, setting, message):
+    root, _ = voc
+    with pytest.raises(DataError, match=message):
+        convert(root, tmp_path / "out", "voc", **{"dst_format": "coco", **setting})
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 from cvpipe.detection.annotations import Category, DetectionDataset, Issue, fill_image_sizes
-from cvpipe.detection.formats import detect_format, read_dataset, write_dataset
+from cvpipe.detection.formats import FORMATS, IMAGE_MODES, detect_format, read_dataset, write_dataset
 from cvpipe.errors import DataError
 
 
@@ -74,6 +74,9 @@ def filter_classes(ds: DetectionDataset, include: Optional[Sequence[str]] = None
 def remap_categories(ds: DetectionDataset, category_map: Mapping[str, int]) -> DetectionDataset:
     """Give categories explicit ids (``{name: id}``); names not in the map keep their id.
     The category list is then ordered by id (COCO order, YOLO class index)."""
+    bad = {k: v for k, v in category_map.items() if isinstance(v, bool) or not isinstance(v, (int, np.integer))}
+    if bad:
+        raise DataError(f"category map: ids must be integers, got {bad}")
     unknown = set(category_map) - set(ds.class_names)
     if unknown:
         raise DataError(f"category map names unknown classes: {', '.join(sorted(unknown))}")
@@ -189,6 +192,16 @@ def convert(
         and skipped, everything else is converted.
     """
     src, dst = Path(src), Path(dst)
+    # settings first: a typo must not cost a full read of a large dataset
+    if dst_format not in FORMATS:
+        raise DataError(f"unknown dataset format {dst_format!r}; expected one of {', '.join(FORMATS)}")
+    if images not in IMAGE_MODES:
+        raise DataError(f"unknown image mode {images!r}; expected one of {', '.join(IMAGE_MODES)}")
+    if not (np.isfinite(min_size) and min_size >= 0):
+        raise DataError(f"min size {min_size} must be a number of pixels >= 0")
+    if val_fraction is not None and not 0.0 <= val_fraction < 1.0:
+        raise DataError(f"val fraction {val_fraction} must be in [0, 1)")
+    include, exclude = ([names] if isinstance(names, str) else names for names in (include, exclude))
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise DataError(f"{dst}: the destination is the source; write to another folder")
     if _nonempty(dst) and not overwrite:
