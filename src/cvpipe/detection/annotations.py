@@ -301,6 +301,16 @@ class DatasetBuilder:
         )
 
 
+def first_duplicate(values: Iterable):
+    """The first value that occurs a second time, or None (one pass with a set)."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
 # ---------------------------------------------------------------------------- boxes (numpy)
 def convert_boxes(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
     """:func:`cvpipe.ops.boxes.box_convert` for float64 numpy arrays ``(N, 4)`` -> ``(N, 4)``."""

@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from cvpipe.detection.annotations import Category, DetectionDataset, Issue, fill_image_sizes
+from cvpipe.detection.annotations import Category, DetectionDataset, Issue, fill_image_sizes, first_duplicate
 from cvpipe.detection.formats import FORMATS, IMAGE_MODES, detect_format, read_dataset, write_dataset
 from cvpipe.errors import DataError
 
@@ -82,8 +82,8 @@ def remap_categories(ds: DetectionDataset, category_map: Mapping[str, int]) -> D
         raise DataError(f"category map names unknown classes: {', '.join(sorted(unknown))}")
     cats = [Category(int(category_map.get(c.name, c.id)), c.name, c.supercategory) for c in ds.categories]
     ids = [c.id for c in cats]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
+    dup = first_duplicate(ids)
+    if dup is not None:
         raise DataError(f"category map gives id {dup} to several classes")
     id_map = {old.id: new.id for old, new in zip(ds.categories, cats)}
     return ds.with_categories(sorted(cats, key=lambda c: c.id), id_map)

@@ -30,6 +30,7 @@ from cvpipe.detection.annotations import (
     ImageInfo,
     Issue,
     convert_boxes,
+    first_duplicate,
     format_number,
     load_json,
     progress,
@@ -260,8 +261,8 @@ def write_coco(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         json_name = f"instances_{split}.json" if split else "instances.json"
         folder = dst / "images" / split if split else dst / "images"
         names = [ds.images[i].file_name for i in members]
-        if len(set(names)) != len(names):
-            dup = next(n for n in names if names.count(n) > 1)
+        dup = first_duplicate(names)
+        if dup is not None:
             raise DataError(f"split {split or '(none)'}: file name {dup!r} is used by several images")
         for i in progress(members, f"copying images {split}".strip(), unit="image"):
             issues.extend(copy_image(ds.images[i], folder / ds.images[i].file_name))

@@ -21,6 +21,7 @@ from cvpipe.detection.annotations import (
     ImageInfo,
     Issue,
     convert_boxes,
+    first_duplicate,
     list_images,
     progress,
     read_image_size,
@@ -119,9 +120,9 @@ def write_txt(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     dst = Path(dst)
     issues: list[Issue] = []
     stems = [PurePosixPath(im.file_name).with_suffix("").as_posix() for im in ds.images]
-    if len(set(stems)) != len(stems):
-        dup = next(s for s in stems if stems.count(s) > 1)
-        raise DataError(f"two images would share Annotations/{dup}.txt (all splits share one folder)")
+    dup = first_duplicate(stems)
+    if dup is not None:
+        raise DataError(f"two images would share Annotations/{dup}.txt (all splits share one folder); rename one of them")
     rows = convert_boxes(ds.boxes, "xyxy", "cxcywh")
     lists: dict[str, list[str]] = {}
     for i, (im, objs) in enumerate(progress(list(zip(ds.images, ds.objects_by_image())), "writing txt")):

@@ -34,6 +34,7 @@ from cvpipe.detection.annotations import (
     DetectionDataset,
     ImageInfo,
     Issue,
+    first_duplicate,
     format_number,
     list_images,
     parse_number,
@@ -255,9 +256,9 @@ def write_voc(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     dst = Path(dst)
     issues: list[Issue] = []
     stems = [PurePosixPath(im.file_name).with_suffix("").as_posix() for im in ds.images]
-    if len(set(stems)) != len(stems):
-        dup = next(s for s in stems if stems.count(s) > 1)
-        raise DataError(f"two images would share Annotations/{dup}.xml (VOC keeps every split in one folder)")
+    dup = first_duplicate(stems)
+    if dup is not None:
+        raise DataError(f"two images would share Annotations/{dup}.xml (VOC keeps every split in one folder); rename one of them")
     names = {c.id: c.name for c in ds.categories}
     (dst / "Annotations").mkdir(parents=True, exist_ok=True)
     for i, (im, objs) in enumerate(progress(list(zip(ds.images, ds.objects_by_image())), "writing VOC")):

@@ -30,6 +30,7 @@ from cvpipe.detection.annotations import (
     ImageInfo,
     Issue,
     convert_boxes,
+    first_duplicate,
     list_images,
     progress,
     read_image_size,
@@ -214,9 +215,10 @@ def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     dst = Path(dst)
     issues: list[Issue] = []
     keys = [(im.split, PurePosixPath(im.file_name).with_suffix("").as_posix()) for im in ds.images]
-    if len(set(keys)) != len(keys):
-        split, stem = next(k for k in keys if keys.count(k) > 1)
-        raise DataError(f"two images of split {split or '(none)'} would share the label file {stem}.txt")
+    dup = first_duplicate(keys)
+    if dup is not None:
+        raise DataError(f"two images of split {dup[0] or '(none)'} would share the label file {dup[1]}.txt; "
+                        "rename one of them")
     wh = np.array([[im.width, im.height, im.width, im.height] for im in ds.images], dtype=np.float64).reshape(-1, 4)
     rows = convert_boxes(ds.boxes, "xyxy", "cxcywh") / np.maximum(wh[ds.image_index], 1e-300)
     for im, objs in progress(list(zip(ds.images, ds.objects_by_image())), "writing YOLO"):
