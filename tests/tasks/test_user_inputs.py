@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+import torch
 
 import cvpipe
 from cvpipe.config import load_config, to_dict
@@ -56,3 +56,33 @@ def test_eval_reads_other_data_the_way_the_model_predicts(tmp_path):
     assert report.targets.ndim == 1 and report.metrics["images"] == 4
     reasons = [r for _, r in report.metrics["skipped_files"]]
     assert len(reasons) == 2 and all(r.endswith("2 labels but data.multi_label is false") for r in reasons)
+
+
+def test_predict_keeps_one_annotated_image_per_input_and_fails_when_nothing_is_readable(tmp_path, capsys):
+    from cvpipe.cli import main
+
+    ckpt = untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS))
+    photos = folder_dataset(tmp_path / "photos", per_class=1)  # blue/blue_0.png, green/green_0.png, ...
+    (photos / "red" / "red_0.png").rename(photos / "red" / "blue_0.png")  # same name, other folder
+    (photos / "blue" / "blue_0.jpg").write_bytes((photos / "green" / "green_0.png").read_bytes())  # same stem
+    preds = cvpipe.predict(ckpt, photos, project=tmp_path / "p", verbose=False)
+    annotated = sorted(str(p.relative_to(tmp_path / "p" / "exp" / "annotated")) for p in (tmp_path / "p" / "exp").rglob("*.png"))
+    assert len(preds) == 4
+    assert annotated == ["blue/blue_0.jpg.png", "blue/blue_0.png.png", "green/green_0.png", "red/blue_0.png"]
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_bytes(b"\xff\xd8 not really")
+    (broken / "b.png").write_bytes(b"")
+    for source, message in ((broken / "a.jpg", "a.jpg: not an image"), (broken, "none of the 2 images could be read")):
+        assert main(["predict", str(ckpt), str(source), f"project={tmp_path / 'q'}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "q").exists() or not any((tmp_path / "q").iterdir())  # no empty result folders
+
+    for option, message in (("topk=0", "topk=0: must be at least 1"), ("batch=0", "batch=0: must be at least 1"),
+                            ("device=cuda:7", "device=cuda:7: CUDA is not available"), ("threshold=2", "threshold=2.0")):
+        if option.startswith("device") and torch.cuda.is_available():
+            continue
+        assert main(["predict", str(ckpt), str(photos), option, "save=false"]) == 2
+        assert message in capsys.readouterr().err

@@ -40,10 +40,11 @@ def env_dist_info() -> DistInfo:
     )
 
 
-def select_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
+def select_device(spec: str = "auto", local_rank: int = 0, key: str = "train.device") -> torch.device:
     """``auto`` picks CUDA (this process's local rank), then MPS, then CPU.
 
-    An explicit device that is not available is a configuration error, not a silent fallback.
+    An explicit device that is not available is a configuration error, not a silent fallback;
+    its message names the setting as ``key`` (``device`` for the eval/predict option).
     """
     spec = spec.strip().lower()
     if spec == "auto":
@@ -55,14 +56,14 @@ def select_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError:
-        raise ConfigError(f"train.device {spec!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        raise ConfigError(f"{key} {spec!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"train.device={spec}: CUDA is not available here; use train.device=cpu or auto")
+            raise ConfigError(f"{key}={spec}: CUDA is not available here; use {key}=cpu or auto")
         if device.index is None:
             device = torch.device("cuda", local_rank % torch.cuda.device_count())
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"train.device={spec}: MPS is not available here; use train.device=cpu or auto")
+        raise ConfigError(f"{key}={spec}: MPS is not available here; use {key}=cpu or auto")
     return device
 
 

@@ -139,9 +139,17 @@ def parse_options(
 
 
 def device_for(spec: str) -> torch.device:
+    """The device a ``device=`` option of eval/predict/explain names (errors say ``device``)."""
     from cvpipe.engine.distributed import select_device
 
-    return select_device(spec)
+    return select_device(spec, key="device")
+
+
+def check_at_least(minimum: int, **options: int) -> None:
+    """ConfigError naming the first ``option=value`` below ``minimum`` (e.g. ``batch=0``)."""
+    for name, value in options.items():
+        if value < minimum:
+            raise ConfigError(f"{name}={value}: must be at least {minimum}")
 
 
 def as_bool(value: Any) -> bool:

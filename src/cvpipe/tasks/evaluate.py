@@ -23,7 +23,7 @@ from cvpipe.config import DataConfig, load_config, to_dict
 from cvpipe.engine.inference import collect_outputs
 from cvpipe.engine.logger import get_logger
 from cvpipe.errors import ConfigError, DataError
-from cvpipe.tasks.common import Trained, device_for, increment_run_dir, load_trained
+from cvpipe.tasks.common import Trained, check_at_least, device_for, increment_run_dir, load_trained
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -66,6 +66,8 @@ def evaluate(
     from cvpipe.data.datasets import build_splits
     from cvpipe.data.loaders import build_loader
 
+    check_at_least(1, batch=batch_size)
+    check_at_least(0, workers=workers or 0, mistakes=mistakes, cam=cam)
     if split is None:
         split = "val" if data is None else "all"
     if split not in SPLITS:

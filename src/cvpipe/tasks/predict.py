@@ -13,6 +13,7 @@ import csv
 import glob
 import json
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -23,8 +24,8 @@ import torch
 from cvpipe.engine.inference import to_device
 from cvpipe.engine.logger import get_logger
 from cvpipe.engine.progress import Progress
-from cvpipe.errors import DataError
-from cvpipe.tasks.common import Trained, device_for, increment_run_dir, load_trained
+from cvpipe.errors import ConfigError, DataError
+from cvpipe.tasks.common import Trained, check_at_least, device_for, increment_run_dir, load_trained
 from cvpipe.utils import natural_key
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"}
@@ -57,18 +58,27 @@ def predict(
     ``threshold`` applies to multi-label models (default: the training config's). ``max_frames``
     limits video and webcam input (0 = all; a webcam runs until Ctrl-C).
     """
+    check_at_least(1, topk=topk, batch=batch_size)
+    check_at_least(0, max_frames=max_frames)
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"threshold={threshold}: a probability in [0, 1]")
     trained = checkpoint if isinstance(checkpoint, Trained) else load_trained(checkpoint)
     dev = device_for(device)
     trained.model.to(dev).eval()
     if threshold is None:
         threshold = trained.config.data.threshold
     log = get_logger()
-    out_dir = increment_run_dir(project, name, exist_ok) if save else None
     kind, items = resolve_source(source)
-    if kind == "images":
-        preds = _predict_images(trained, items, dev, topk, threshold, batch_size, out_dir, verbose)
-    else:
-        preds = _predict_video(trained, items[0], dev, topk, threshold, batch_size, out_dir, max_frames, verbose)
+    out_dir = increment_run_dir(project, name, exist_ok) if save else None
+    try:
+        if kind == "images":
+            preds = _predict_images(trained, items, dev, topk, threshold, batch_size, out_dir, verbose)
+        else:
+            preds = _predict_video(trained, items[0], dev, topk, threshold, batch_size, out_dir, max_frames, verbose)
+    except DataError:
+        if out_dir is not None and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # nothing was predicted: leave no empty numbered folder behind
+        raise
     if out_dir is not None:
         _write_results(preds, out_dir)
         log.info(f"{len(preds)} predictions saved to {out_dir}")
@@ -131,10 +141,14 @@ def _predict_images(trained, paths, device, topk, threshold, batch_size, out_dir
         _ImageFiles(paths, trained), batch_size=batch_size, num_workers=min(4, os.cpu_count() or 1, len(paths) // batch_size), collate_fn=_collate
     )
     preds: list[Prediction] = []
+    errors: list[str] = []
+    outputs = _annotated_names(paths)
     for batch in Progress(loader, desc="predict", enabled=len(paths) > batch_size, unit="batch"):
         good = [b for b in batch if b[1] is not None]
         for _, _, _, error in (b for b in batch if b[1] is None):
-            log.info(f"skipped: {error}")
+            if len(paths) > 1:  # a lone image's error is raised below
+                log.info(f"skipped: {error}")
+            errors.append(error)
         if not good:
             continue
         x = torch.stack([b[2] for b in good])
@@ -145,8 +159,22 @@ def _predict_images(trained, paths, device, topk, threshold, batch_size, out_dir
             if verbose:
                 log.info(_describe(pred))
             if out_dir is not None:
-                _save_annotated(image, pred, out_dir / "annotated" / f"{Path(paths[i]).stem}.png")
+                _save_annotated(image, pred, out_dir / "annotated" / outputs[i])
+    if not preds:
+        raise DataError(errors[0] if len(errors) == 1 else f"none of the {len(errors)} images could be read; the first: {errors[0]}")
     return preds
+
+
+def _annotated_names(paths: Sequence[Path]) -> list[Path]:
+    """Where each image's annotated copy goes: its path below the images' common folder, as
+    PNG, so that ``a/x.jpg`` and ``b/x.jpg`` do not overwrite each other; names that would
+    still collide (``x.jpg`` and ``x.png``) keep their extension (``x.jpg.png``)."""
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    base = os.path.commonpath([str(p.parent) for p in absolute])
+    relative = [p.relative_to(base) for p in absolute]
+    plain = [r.with_suffix(".png") for r in relative]
+    counts = Counter(plain)
+    return [p if counts[p] == 1 else r.with_name(r.name + ".png") for p, r in zip(plain, relative)]
 
 
 @torch.no_grad()
