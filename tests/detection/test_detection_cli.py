@@ -114,3 +114,14 @@ def test_det_eval_names_what_it_could_not_read_in_predictions_and_ground_truth(v
     assert "1 ground-truth problems (listed above)" in err
     assert [str(i) for i in evaluate_voc(voc, tmp_path / "r.json").issues] == [
         "Annotations/000000.xml object 0: bndbox/xmin is not a number: 'x12'; object skipped"]
+
+
+def test_unusable_output_folder_or_class_file_is_one_line(voc, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "r.json").write_text("[]")
+    for argv in (["check-detection", str(voc), "--out", str(tmp_path / "a_file")],
+                 ["det-eval", str(voc), str(tmp_path / "r.json"), "--out", str(tmp_path / "a_file" / "sub")]):
+        assert main(argv) == 2
+        assert "cannot write the outputs there" in capsys.readouterr().err
+    assert main(["check-detection", str(voc), "--classes", str(tmp_path / "clases.txt")]) == 2
+    assert "class file" in capsys.readouterr().err

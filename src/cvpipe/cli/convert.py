@@ -55,10 +55,14 @@ def names_list(value):
 
     from cvpipe.detection.formats.classes import read_class_file
 
+    from cvpipe.errors import ConfigError
+
     if not value:
         return None
     if Path(value).is_file():
         return read_class_file(Path(value))
+    if Path(value).suffix.lower() in (".txt", ".names"):  # meant as a class file, not a class name
+        raise ConfigError(f"class file {value} not found; give an existing file or names as a,b,c")
     return [v.strip() for v in value.split(",") if v.strip()]
 
 

@@ -440,6 +440,16 @@ def relative_posix(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
+def output_folder(path: PathLike) -> Path:
+    """Create the folder for reports and plots; a path that cannot be one is a :class:`DataError`."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{path}: cannot write the outputs there ({e.strerror or e}); choose another folder") from None
+    return path
+
+
 def fill_image_sizes(ds: DetectionDataset) -> int:
     """Read the header of every image whose width or height is unknown; returns how many were
     filled. Images that cannot be read get an issue and keep size 0."""

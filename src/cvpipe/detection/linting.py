@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from cvpipe.detection.annotations import DetectionDataset, Issue, progress, read_image_size
+from cvpipe.detection.annotations import DetectionDataset, Issue, output_folder, progress, read_image_size
 from cvpipe.detection.formats import read_dataset
 from cvpipe.errors import DataError
 
@@ -260,6 +260,8 @@ def lint(
     Returns:
         A :class:`LintReport`; ``report.ok`` is False when any error was found.
     """
+    if out_dir is not None:
+        out_dir = output_folder(out_dir)  # before the work: a bad path fails fast
     ds = dataset if isinstance(dataset, DetectionDataset) else read_dataset(dataset, fmt, classes=classes,
                                                                                image_root=image_root)
     findings = list(ds.issues) + _box_findings(ds) + _image_findings(ds, check_files)

@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from cvpipe.detection.annotations import DetectionDataset, Detections
+from cvpipe.detection.annotations import DetectionDataset, Detections, output_folder
 from cvpipe.detection.evaluation.coco import (
     AREA_RANGES,
     IOU_THRESHOLDS,
@@ -74,14 +74,13 @@ def evaluate_coco(
         ``issues`` list the ground-truth files, lines or objects that could not be read and
         were left out.
     """
+    out = output_folder(out_dir) if out_dir is not None else None  # before the work: a bad path fails fast
     ds, dets = load_for_evaluation(gt, predictions, gt_format, pred_format, split, classes)
     result = _coco_arrays(ds, dets, iou_thresholds, max_dets, area_ranges)
     result.issues = list(ds.issues)
-    if out_dir is not None:
+    if out is not None:
         from cvpipe.detection.plots import plot_coco_pr_curves
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps({"protocol": "coco", **result.as_dict()}, indent=2))
         _write_csv(out / "per_class.csv", result.per_class())
         plot_coco_pr_curves(result, out / "pr_curves.png")
@@ -105,14 +104,13 @@ def evaluate_voc(
     ``"11-point"`` (VOC 2007). Other arguments as :func:`evaluate_coco`."""
     if metric not in ("all-point", "11-point"):
         raise DataError(f"unknown VOC metric {metric!r}; expected all-point or 11-point")
+    out = output_folder(out_dir) if out_dir is not None else None
     ds, dets = load_for_evaluation(gt, predictions, gt_format, pred_format, split, classes)
     result = _voc_arrays(ds, dets, metric, iou_threshold)
     result.issues = list(ds.issues)
-    if out_dir is not None:
+    if out is not None:
         from cvpipe.detection.plots import plot_voc_pr_curves
 
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(
             {"protocol": "voc07" if metric == "11-point" else "voc", "metric": metric,
              "mAP": _json_float(result.mean_ap), "AP": {k: _json_float(v) for k, v in result.ap.items()}}, indent=2))
