@@ -367,3 +367,17 @@ def test_bad_conversion_settings_are_one_line_and_write_nothing(voc, tmp_path, s
     with pytest.raises(DataError, match=message):
         convert(root, tmp_path / "out", "voc", **{"dst_format": "coco", **setting})
     assert not (tmp_path / "out").exists()
+
+
+def test_voc_filename_that_does_not_exist_falls_back_to_the_image_named_like_the_xml(tmp_path):
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    Image.new("RGB", (20, 20)).save(root / "JPEGImages/a.JPG")
+    Image.new("RGB", (20, 20)).save(root / "JPEGImages/b.jpg")
+    (root / "Annotations/a.xml").write_text(voc_xml("IMG_0001.jpg", 20, 20, [("cat", 1, 1, 5, 5, 0)]))  # renamed
+    (root / "Annotations/b.xml").write_text(voc_xml("b", 20, 20, [("cat", 1, 1, 5, 5, 0)]))  # no extension
+    ds = read_dataset(root, "voc")
+    assert [im.file_name for im in ds.images] == ["a.JPG", "b.jpg"] and ds.num_objects == 2
+    assert [(i.file, i.level) for i in ds.issues] == [("Annotations/a.xml", "warning"), ("Annotations/b.xml", "warning")]
+    assert "<filename> IMG_0001.jpg is not in JPEGImages/; using a.JPG" in ds.issues[0].message

@@ -30,6 +30,7 @@ from defusedxml.ElementTree import ParseError
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
 from cvpipe.detection.annotations import (
+    IMAGE_EXTENSIONS,
     DatasetBuilder,
     DetectionDataset,
     ImageInfo,
@@ -133,10 +134,12 @@ def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> 
             b.issue(rel, f"cannot be parsed ({type(e).__name__}: {e}); file skipped")
             continue
         try:
-            info = _image_info(node, xml_path, ann_dir, image_dir, rel)
+            info, note = _image_info(node, xml_path, ann_dir, image_dir, rel)
         except DataError as e:
             b.issue(rel, f"{e}; file skipped")
             continue
+        if note:
+            b.issue(rel, note, level="warning")
         info.split = split_of.get(PurePosixPath(relative_posix(xml_path, ann_dir)).with_suffix("").as_posix(), "")
         objects = []
         for k, obj in enumerate(node.findall("object")):
@@ -169,21 +172,28 @@ def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> 
     return b.build()
 
 
-def _image_info(node, xml_path: Path, ann_dir: Path, image_dir: Path, rel: str) -> ImageInfo:
+def _image_info(node, xml_path: Path, ann_dir: Path, image_dir: Path, rel: str) -> tuple[ImageInfo, Optional[str]]:
+    """The image an XML describes, and a note when its <filename> had to be corrected."""
     if node.tag != "annotation":
         raise DataError(f"root element is <{node.tag}>, expected <annotation>")
     stem_path = PurePosixPath(relative_posix(xml_path, ann_dir)).with_suffix("")
     filename = _text(node, "filename")
+    note = None
     if filename:
         filename = safe_relpath(filename, "filename")
         # VOC filenames are bare; keep the XML's sub-folder when the XML lives in one
         if "/" not in filename and stem_path.parent != PurePosixPath("."):
             filename = (stem_path.parent / filename).as_posix()
-    else:
-        found = [p for p in image_dir.glob(f"{stem_path}.*") if p.is_file()]
-        if not found:
+    same_stem = _image_named(image_dir, stem_path)
+    if not filename:
+        if same_stem is None:
             raise DataError("no <filename> and no image with the same name in JPEGImages/")
-        filename = relative_posix(found[0], image_dir)
+        filename = same_stem
+    elif not (image_dir / filename).is_file() and same_stem is not None:
+        # images renamed after labelling, or <filename> without its extension: the devkit and
+        # torchvision take the XML's name, so the image is not lost
+        note = f"<filename> {filename} is not in {image_dir.name}/; using {same_stem}, which has the XML's name"
+        filename = same_stem
     size = node.find("size")
     width = height = 0
     extra = {}
@@ -196,7 +206,16 @@ def _image_info(node, xml_path: Path, ann_dir: Path, image_dir: Path, rel: str) 
     for child in node:
         if child.tag not in _IMAGE_KEYS and len(child) == 0 and child.text and child.text.strip():
             extra[child.tag] = _scalar(child.text.strip())
-    return ImageInfo(filename, width, height, 0, "", image_dir / filename, rel, extra)
+    return ImageInfo(filename, width, height, 0, "", image_dir / filename, rel, extra), note
+
+
+def _image_named(image_dir: Path, stem_path: PurePosixPath) -> Optional[str]:
+    """The image in ``image_dir`` named like the annotation (any image extension, any case)."""
+    for ext in IMAGE_EXTENSIONS:
+        for suffix in (ext, ext.upper()):
+            if (image_dir / f"{stem_path}{suffix}").is_file():
+                return f"{stem_path}{suffix}"
+    return None
 
 
 def _object(obj) -> tuple[str, np.ndarray, bool, dict]:
