@@ -381,3 +381,17 @@ def test_voc_filename_that_does_not_exist_falls_back_to_the_image_named_like_the
     assert [im.file_name for im in ds.images] == ["a.JPG", "b.jpg"] and ds.num_objects == 2
     assert [(i.file, i.level) for i in ds.issues] == [("Annotations/a.xml", "warning"), ("Annotations/b.xml", "warning")]
     assert "<filename> IMG_0001.jpg is not in JPEGImages/; using a.JPG" in ds.issues[0].message
+
+
+def test_yolo_writer_leaves_out_an_image_whose_size_is_unknown_rather_than_a_background_image(tmp_path):
+    root = tmp_path / "txt"
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "Annotations").mkdir()
+    Image.new("RGB", (40, 20)).save(root / "JPEGImages/good.jpg")
+    (root / "JPEGImages/broken.jpg").write_bytes(b"not a jpeg")
+    for stem in ("good", "broken"):
+        (root / f"Annotations/{stem}.txt").write_text("0 10 10 4 4\n")
+    report = convert(root, tmp_path / "yolo", "txt", "yolo")
+    assert any("image broken.jpg: size unknown" in i.message for i in report.errors)
+    out = read_dataset(tmp_path / "yolo")
+    assert [im.file_name for im in out.images] == ["good.jpg"] and out.num_objects == 1

@@ -223,11 +223,12 @@ def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     rows = convert_boxes(ds.boxes, "xyxy", "cxcywh") / np.maximum(wh[ds.image_index], 1e-300)
     for im, objs in progress(list(zip(ds.images, ds.objects_by_image())), "writing YOLO"):
         sub = PurePosixPath(im.split) if im.split else PurePosixPath()
+        if im.width <= 0 or im.height <= 0:  # an image without its labels would train as background
+            issues.append(Issue(im.source or im.file_name, f"image {im.file_name}: size unknown; YOLO labels need "
+                                                           "it, image and labels not written"))
+            continue
         issues.extend(copy_image(im, dst / "images" / sub / im.file_name))
         label = dst / "labels" / sub / PurePosixPath(im.file_name).with_suffix(".txt")
-        if im.width <= 0 or im.height <= 0:
-            issues.append(Issue(im.source or im.file_name, "image size unknown; YOLO labels need it, labels not written"))
-            continue
         write_label_files(ds, objs, rows[objs], label, "labels", DECIMALS)
     data = {
         **{s: f"images/{s}" for s in ds.splits if s},
