@@ -393,5 +393,6 @@ def test_yolo_writer_leaves_out_an_image_whose_size_is_unknown_rather_than_a_bac
         (root / f"Annotations/{stem}.txt").write_text("0 10 10 4 4\n")
     report = convert(root, tmp_path / "yolo", "txt", "yolo")
     assert any("image broken.jpg: size unknown" in i.message for i in report.errors)
+    assert sorted(p.name for p in (tmp_path / "yolo/images").iterdir()) == ["good.jpg"]
     out = read_dataset(tmp_path / "yolo")
-    assert [im.file_name for im in out.images] == ["good.jpg"] and out.num_objects == 1
+    assert [im.file_name for im in out.images] == ["good.jpg"] and out.num_objects == 1 and not out.issues
