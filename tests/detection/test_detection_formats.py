@@ -396,3 +396,13 @@ def test_yolo_writer_leaves_out_an_image_whose_size_is_unknown_rather_than_a_bac
     assert sorted(p.name for p in (tmp_path / "yolo/images").iterdir()) == ["good.jpg"]
     out = read_dataset(tmp_path / "yolo")
     assert [im.file_name for im in out.images] == ["good.jpg"] and out.num_objects == 1 and not out.issues
+
+
+def test_class_names_that_look_like_ids_or_comments_survive_the_class_file(tmp_path):
+    from cvpipe.detection.formats.classes import read_class_file, write_class_file
+
+    for cats in ([Category(1, "2 wheeler"), Category(2, "car")], [Category(1, "#1 seed"), Category(2, "b")],
+                 [Category(5, "traffic light"), Category(9, "7 up")], [Category(1, "a"), Category(2, "b c")]):
+        write_class_file(tmp_path / "classes.txt", cats)
+        assert read_class_file(tmp_path / "classes.txt") == cats
+    assert (tmp_path / "classes.txt").read_text() == "a\nb c\n"  # plain names stay plain

@@ -30,9 +30,17 @@ def read_class_file(path: Path) -> Optional[list[Category]]:
     return cats
 
 
+def _reads_back_plain(name: str) -> bool:
+    """Whether a name alone on a line reads back as itself (not ``id name``, not a comment)."""
+    head, _, rest = name.partition(" ")
+    return not name.startswith("#") and not (head.lstrip("-").isdigit() and rest.strip())
+
+
 def write_class_file(path: Path, categories: Sequence[Category]) -> None:
-    """Names one per line; ``id name`` lines when the ids are not simply 1..K in order."""
-    plain = [c.id for c in categories] == list(range(1, len(categories) + 1))
+    """Names one per line; ``id name`` lines when the ids are not simply 1..K in order or a
+    name would be misread alone (``2 wheeler``, ``#1``)."""
+    plain = ([c.id for c in categories] == list(range(1, len(categories) + 1))
+             and all(_reads_back_plain(c.name) for c in categories))
     path.write_text("".join(f"{c.name}\n" if plain else f"{c.id} {c.name}\n" for c in categories), encoding="utf-8")
 
 
