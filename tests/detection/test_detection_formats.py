@@ -406,3 +406,8 @@ def test_class_names_that_look_like_ids_or_comments_survive_the_class_file(tmp_p
         write_class_file(tmp_path / "classes.txt", cats)
         assert read_class_file(tmp_path / "classes.txt") == cats
     assert (tmp_path / "classes.txt").read_text() == "a\nb c\n"  # plain names stay plain
+    (tmp_path / "classes.txt").write_text("car\n2 wheeler\n")  # written by hand
+    assert read_class_file(tmp_path / "classes.txt") == [Category(1, "car"), Category(2, "2 wheeler")]
+    (tmp_path / "classes.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="cannot be read as a class list"):
+        read_class_file(tmp_path / "classes.txt")

@@ -6,28 +6,29 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from cvpipe.detection.annotations import Category
+from cvpipe.errors import DataError
 
 
 def read_class_file(path: Path) -> Optional[list[Category]]:
     """Categories from a class file, or None if absent.
 
     One class per line, blank lines and ``#`` comments skipped: ``name`` (id = line number
-    among classes, from 1) or ``id name`` (an explicit id, as :func:`write_class_file`
-    writes when the ids are not 1..K; the name may contain spaces: ``10 traffic light``).
+    among classes, from 1) or, when *every* line starts with an integer, ``id name`` (explicit
+    ids, as :func:`write_class_file` writes when the ids are not 1..K; the name may contain
+    spaces: ``10 traffic light``). A hand-written list with one name like ``2 wheeler`` among
+    plain names therefore stays a list of names.
     """
     if not path.is_file():
         return None
-    cats = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        head, _, rest = line.partition(" ")
-        if head.lstrip("-").isdigit() and rest.strip():
-            cats.append(Category(int(head), rest.strip()))
-        else:
-            cats.append(Category(len(cats) + 1, line))
-    return cats
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot be read as a class list, one UTF-8 name per line ({e})") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    pairs = [line.partition(" ") for line in lines]
+    if lines and all(head.lstrip("-").isdigit() and rest.strip() for head, _, rest in pairs):
+        return [Category(int(head), rest.strip()) for head, _, rest in pairs]
+    return [Category(k + 1, line) for k, line in enumerate(lines)]
 
 
 def _reads_back_plain(name: str) -> bool:
