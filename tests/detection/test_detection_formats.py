@@ -409,5 +409,18 @@ def test_class_names_that_look_like_ids_or_comments_survive_the_class_file(tmp_p
     (tmp_path / "classes.txt").write_text("car\n2 wheeler\n")  # written by hand
     assert read_class_file(tmp_path / "classes.txt") == [Category(1, "car"), Category(2, "2 wheeler")]
     (tmp_path / "classes.txt").write_bytes("caf\xe9\n".encode("latin-1"))
-    with pytest.raises(DataError, match="cannot be read as a class list"):
+    with pytest.raises(DataError, match="cannot be read as a UTF-8 class list"):
         read_class_file(tmp_path / "classes.txt")
+
+
+def test_list_files_that_are_not_utf8_are_one_line(voc, tmp_path):
+    root, _ = voc
+    src = tmp_path / "voc"
+    convert(root, src, "voc", "voc", images="none")
+    (src / "ImageSets/Main/train.txt").write_bytes("000000\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"train\.txt: cannot be read as a UTF-8 split list"):
+        read_dataset(src, "voc")
+    convert(root, tmp_path / "yolo", "voc", "yolo", images="none")
+    (tmp_path / "yolo/data.yaml").write_bytes("names: [caf\xe9]\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"data\.yaml: cannot be read as a UTF-8 data YAML"):
+        read_dataset(tmp_path / "yolo", "yolo")

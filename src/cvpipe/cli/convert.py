@@ -77,7 +77,7 @@ def read_category_map(path):
         return None
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))  # JSON is YAML too
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"category map {path}: cannot be read ({e})") from None
     if not isinstance(data, dict) or not all(isinstance(v, int) for v in data.values()):
         raise ConfigError(f"category map {path}: expected a mapping name: integer id")

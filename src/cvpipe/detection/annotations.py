@@ -348,6 +348,15 @@ def parse_number(text: str, what: str) -> float:
     return v
 
 
+def read_text(path: Path, what: str = "text file") -> str:
+    """A UTF-8 text file (a leading byte-order mark allowed); unreadable or not UTF-8 is a
+    :class:`DataError` naming the file."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot be read as a UTF-8 {what} ({e})") from None
+
+
 def progress(items, desc: str, unit: str = "file"):
     """A tqdm bar with an ETA over a long per-file loop, shown only on a terminal."""
     from tqdm import tqdm

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from cvpipe.detection.annotations import Category
-from cvpipe.errors import DataError
+from cvpipe.detection.annotations import Category, read_text
 
 
 def read_class_file(path: Path) -> Optional[list[Category]]:
@@ -20,10 +19,7 @@ def read_class_file(path: Path) -> Optional[list[Category]]:
     """
     if not path.is_file():
         return None
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot be read as a class list, one UTF-8 name per line ({e})") from None
+    text = read_text(path, "class list")
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     pairs = [line.partition(" ") for line in lines]
     if lines and all(head.lstrip("-").isdigit() and rest.strip() for head, _, rest in pairs):

@@ -25,6 +25,7 @@ from cvpipe.detection.annotations import (
     list_images,
     progress,
     read_image_size,
+    read_text,
     relative_posix,
     safe_relpath,
 )
@@ -62,7 +63,7 @@ def read_txt(path, image_root=None, classes=None) -> DetectionDataset:
     entries: list[tuple[str, str]] = []  # (split, image path relative to root)
     lists = _file_lists(root)
     for split, list_path in lists:
-        for n, line in enumerate(list_path.read_text(encoding="utf-8").splitlines(), start=1):
+        for n, line in enumerate(read_text(list_path, "image list").splitlines(), start=1):
             if not line.strip():
                 continue
             try:

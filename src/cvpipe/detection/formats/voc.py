@@ -40,6 +40,7 @@ from cvpipe.detection.annotations import (
     list_images,
     parse_number,
     progress,
+    read_text,
     relative_posix,
     safe_relpath,
 )
@@ -57,7 +58,7 @@ def _read_splits(root: Path) -> dict[str, str]:
         lists.pop("trainval", None)
     split_of: dict[str, str] = {}
     for split, p in lists.items():
-        for line in p.read_text(encoding="utf-8").splitlines():
+        for line in read_text(p, "split list").splitlines():
             if line.split():
                 split_of.setdefault(line.split()[0], split)
     return split_of

@@ -34,6 +34,7 @@ from cvpipe.detection.annotations import (
     list_images,
     progress,
     read_image_size,
+    read_text,
     relative_posix,
     safe_relpath,
 )
@@ -117,7 +118,7 @@ def _split_images(split_source: Path, base: Path, b: DatasetBuilder) -> list[tup
         return [(p, relative_posix(p, split_source)) for p in list_images(split_source)]
     if split_source.suffix == ".txt" and split_source.is_file():
         out = []
-        for n, line in enumerate(split_source.read_text(encoding="utf-8").splitlines(), start=1):
+        for n, line in enumerate(read_text(split_source, "image list").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -144,7 +145,7 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
     cfg: dict = {}
     if yaml_path is not None:
         try:
-            cfg = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
+            cfg = yaml.safe_load(read_text(yaml_path, "data YAML")) or {}
         except (OSError, yaml.YAMLError) as e:
             raise DataError(f"{yaml_path}: not valid YAML ({' '.join(str(e).split())})") from None
         if not isinstance(cfg, dict):
