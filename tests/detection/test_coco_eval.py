@@ -188,3 +188,17 @@ def test_summary_lines_are_pycocotools_and_follow_custom_max_dets(tmp_path):
     assert ev.stats[0] == -1
     np.testing.assert_allclose(custom.stats[1:], ev.stats[1:], rtol=0, atol=1e-12)
     assert custom.stats[0] == pytest.approx(custom._mean(custom.precision[..., 0, 2]))
+
+
+def test_detections_with_category_ids_the_ground_truth_lacks_are_warned_about(tmp_path):
+    gt, _ = random_coco(9, n_images=6, n_cats=3)
+    # the classic mistake: 0-based class indices against the ground truth's ids
+    index = {c["id"]: k for k, c in enumerate(gt["categories"])}
+    results = [{"image_id": a["image_id"], "category_id": index[a["category_id"]], "bbox": a["bbox"], "score": 1.0}
+               for a in gt["annotations"]]
+    gt_path, res_path = write(tmp_path, gt, results)
+    result = evaluate_coco(gt_path, res_path)
+    unknown = sum(r["category_id"] not in index for r in results)
+    assert [i.level for i in result.issues] == ["warning"]
+    assert f"{unknown} of {len(results)} detections have category ids the ground truth lacks" in result.issues[0].message
+    assert_identical(result, reference(gt_path, str(res_path)))  # and they are ignored, as pycocotools does

@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from cvpipe.detection.annotations import DetectionDataset, Detections, output_folder
+from cvpipe.detection.annotations import DetectionDataset, Detections, Issue, output_folder
 from cvpipe.detection.evaluation.coco import (
     AREA_RANGES,
     IOU_THRESHOLDS,
@@ -42,6 +42,21 @@ def load_for_evaluation(gt, predictions, gt_format=None, pred_format=None, split
         raise DataError(f"{gt}: the ground truth has no images" + (f" ({errors[0]})" if errors else ""))
     dets = predictions if isinstance(predictions, Detections) else read_predictions(predictions, ds, pred_format)
     return ds, dets
+
+
+def unknown_category_warning(gt: DetectionDataset, dets: Detections, source) -> list[Issue]:
+    """A warning when detections carry category ids the ground truth lacks: they are not
+    evaluated (as in pycocotools), which is usually 0-based indices against 1-based ids."""
+    known = np.array([c.id for c in gt.categories], dtype=np.int64)
+    unknown = ~np.isin(dets.category_id, known)
+    if not unknown.any():
+        return []
+    ids = np.unique(dets.category_id[unknown])
+    shown = ", ".join(str(i) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
+    where = "predictions" if isinstance(source, Detections) else str(source)
+    return [Issue(where, f"{int(unknown.sum())} of {len(dets)} detections have category ids the ground truth lacks "
+                         f"({shown}; it has {', '.join(str(i) for i in known[:5])}{', ...' if len(known) > 5 else ''}): "
+                         "they are not evaluated", level="warning")]
 
 
 def evaluate_coco(
@@ -77,7 +92,7 @@ def evaluate_coco(
     out = output_folder(out_dir) if out_dir is not None else None  # before the work: a bad path fails fast
     ds, dets = load_for_evaluation(gt, predictions, gt_format, pred_format, split, classes)
     result = _coco_arrays(ds, dets, iou_thresholds, max_dets, area_ranges)
-    result.issues = list(ds.issues)
+    result.issues = list(ds.issues) + unknown_category_warning(ds, dets, predictions)
     if out is not None:
         from cvpipe.detection.plots import plot_coco_pr_curves
 
@@ -107,7 +122,7 @@ def evaluate_voc(
     out = output_folder(out_dir) if out_dir is not None else None
     ds, dets = load_for_evaluation(gt, predictions, gt_format, pred_format, split, classes)
     result = _voc_arrays(ds, dets, metric, iou_threshold)
-    result.issues = list(ds.issues)
+    result.issues = list(ds.issues) + unknown_category_warning(ds, dets, predictions)
     if out is not None:
         from cvpipe.detection.plots import plot_voc_pr_curves
 
