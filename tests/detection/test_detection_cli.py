@@ -125,3 +125,11 @@ def test_unusable_output_folder_or_class_file_is_one_line(voc, tmp_path, capsys)
         assert "cannot write the outputs there" in capsys.readouterr().err
     assert main(["check-detection", str(voc), "--classes", str(tmp_path / "clases.txt")]) == 2
     assert "class file" in capsys.readouterr().err
+
+
+def test_convert_of_a_source_with_nothing_readable_writes_nothing(tmp_path, capsys):
+    (tmp_path / "cut.json").write_text('{"images": [{"id": 1, "file_na')
+    assert main(["convert", str(tmp_path / "cut.json"), str(tmp_path / "out"), "--to", "yolo"]) == 1
+    out, err = capsys.readouterr()
+    assert "cut.json: not valid JSON" in err and "nothing converted" in out
+    assert not (tmp_path / "out").exists()

@@ -20,7 +20,8 @@ from cvpipe.errors import DataError
 @dataclass
 class ConversionReport:
     """What :func:`convert` did. ``issues`` are the reader's and writer's problems, one per
-    file, line or object; ``files_with_errors`` counts the distinct files among them."""
+    file, line or object; ``files_with_errors`` counts the distinct files among them.
+    ``written`` is False when nothing could be read, so nothing was written."""
 
     source: Path
     destination: Path
@@ -30,6 +31,7 @@ class ConversionReport:
     objects: int
     ignored: int
     issues: list[Issue] = field(default_factory=list)
+    written: bool = True
 
     @property
     def errors(self) -> list[Issue]:
@@ -40,6 +42,9 @@ class ConversionReport:
         return len({i.file for i in self.errors})
 
     def summary(self) -> str:
+        if not self.written:
+            return (f"nothing converted: no image of {self.source} ({self.src_format}) could be read "
+                    f"({len(self.errors)} problems listed above); {self.destination} was not written")
         text = (f"converted {self.source} ({self.src_format}) -> {self.destination} ({self.dst_format}): "
                 f"{self.images} images, {self.objects} objects ({self.ignored} ignored)")
         if self.errors:
@@ -220,6 +225,8 @@ def convert(
     if dst_format in ("coco", "voc", "yolo"):  # these store (or need) the image size
         fill_image_sizes(ds)
     issues = list(ds.issues)
-    issues += write_staged(ds, dst, dst_format, images)
+    written = bool(ds.images) or not any(i.level == "error" for i in issues)  # an unreadable source: no empty output
+    if written:
+        issues += write_staged(ds, dst, dst_format, images)
     return ConversionReport(src, dst, src_format, dst_format, len(ds.images), ds.num_objects,
-                            int(ds.ignore.sum()), issues)
+                            int(ds.ignore.sum()), issues, written)
