@@ -11,6 +11,7 @@ Convert a detection dataset between COCO JSON, Pascal VOC, YOLO and the txt form
 Boxes, ignore flags (VOC difficult, COCO iscrowd), category ids and names, and splits are
 kept; integer VOC boxes survive VOC -> COCO -> YOLO -> VOC exactly. A file that cannot be
 read is reported on one line and skipped; the rest is converted (exit status 1 then).
+The output is written aside and moved into DST at the end: a failed run leaves DST as it was.
 YOLO and txt have no ignore flag: their ignored objects go to labels_ignore/ (txt:
 Annotations_ignore/) so training tools do not see them and cvpipe reads them back. YOLO
 needs image sizes: they are read from the image headers, EXIF orientation applied.
