@@ -163,7 +163,7 @@ def _image_findings(ds: DetectionDataset, check_files: bool) -> list[Issue]:
         if check_files and im.path is not None and im.path.is_file() and im.width > 0 and im.height > 0 and ds.format != "yolo":
             try:
                 actual = read_image_size(im.path)
-                raw = read_image_size(im.path, exif=False)
+                raw = read_image_size(im.path, exif=False) if actual != (im.width, im.height) else actual
             except DataError as e:
                 out.append(Issue(where, str(e)))
                 continue
