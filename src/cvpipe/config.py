@@ -350,4 +350,4 @@ def image_size_hw(size: IntOrPair) -> tuple[int, int]:
         return size[0], size[0]
     if len(size) == 2:
         return size[0], size[1]
-    raise ConfigError(f"image_size {size!r}: give one integer or [height, width]")
+    raise ConfigError(f"data.augment.image_size {size!r}: give one integer or [height, width]")

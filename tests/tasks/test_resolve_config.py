@@ -50,3 +50,33 @@ def test_an_image_given_as_checkpoint_is_named_as_not_a_checkpoint(tmp_path, cap
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "photo.jpg: not a PyTorch checkpoint" in err, err
+
+
+BAD_VALUES = [
+    ("data.augment.image_size=[1,2,3]", "data.augment.image_size [1, 2, 3]: give one integer or [height, width]"),
+    ("data.augment.image_size=-5", "data.augment.image_size -5: must be positive"),
+    ("data.val_split=1.5", "data.val_split 1.5: must be in [0, 1)"),
+    ("data.threshold=5", "data.threshold 5.0: a probability in [0, 1]"),
+    ("data.layout=coco", "data.layout 'coco'"),
+    ("model.name=lenet5", "unknown model 'lenet5'; did you mean lenet"),
+    ("model.in_chans=2", "model.in_chans 2"),
+    ("model.drop_rate=2", "model.drop_rate=2.0: a probability in [0, 1)"),
+    ("train.device=gpu", "train.device 'gpu': use auto, cpu, cuda, cuda:N or mps"),
+    ("train.metric=bogus", "train.metric='bogus': use auto, loss, acc, top5, mAP, F1"),
+    ("train.ema_decay=2", "train.ema_decay=2.0: must be in [0, 1)"),
+    ("train.patience=-1", "train.patience=-1: must be >= 0"),
+]
+
+
+def test_config_and_train_refuse_bad_values_before_making_a_run_folder(tmp_path, capsys):
+    from cvpipe.cli import main
+
+    (tmp_path / "photos" / "cat").mkdir(parents=True)  # never read: the settings fail first
+    for override, message in BAD_VALUES:
+        extra = ["train.ema=true"] if "ema" in override else []
+        assert main(["config", override, *extra]) == 2, override
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (override, err)
+        assert main(["train", f"data.root={tmp_path / 'photos'}", f"train.project={tmp_path / 'runs'}", override, *extra]) == 2
+        assert message in capsys.readouterr().err, override
+    assert not (tmp_path / "runs").exists()

@@ -5,7 +5,8 @@ from __future__ import annotations
 DESCRIPTION = """\
 Print the resolved configuration as YAML: the schema defaults, then CONFIG (a YAML file or a
 preset name; default digits), then the key=value overrides, exactly as `cvpipe train` would
-use them. Save it to start your own config:
+use them; a value train would refuse (unknown key or model, wrong type, out of range) is an
+error here too. Save it to start your own config:
 
   cvpipe config > my.yaml
   cvpipe config data.root=photos model.name=resnet18 model.in_chans=3 > photos.yaml
@@ -26,8 +27,10 @@ def run(args) -> int:
 
     from cvpipe.cli.train import split_config_and_overrides
     from cvpipe.config import to_dict
-    from cvpipe.tasks.train import resolve_train_config
+    from cvpipe.tasks.train import check_config, resolve_train_config
 
     config, overrides = split_config_and_overrides(args.items)
-    print(yaml.safe_dump(to_dict(resolve_train_config(config, overrides)), sort_keys=False), end="")
+    cfg = resolve_train_config(config, overrides)
+    check_config(cfg)  # a value `cvpipe train` would refuse is refused here too
+    print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
     return 0

@@ -187,14 +187,12 @@ def build_splits(data_cfg, in_chans: int = 3, check: bool = True) -> Splits:
         DataError: no usable images, an inconsistent label set, or (``strict``) any file that
             had to be left out.
     """
+    check_data_config(data_cfg, in_chans)
     mode = image_mode(in_chans)
-    _check_fractions(data_cfg)
     root = resolve_root(data_cfg.root)
     layout = data_cfg.layout
     if layout == "auto":
         layout = detect_layout(root, data_cfg)
-    elif layout not in LAYOUTS:
-        raise ConfigError(f"data.layout {layout!r}: use auto, {', '.join(LAYOUTS)}")
     listing = READERS[layout](root, data_cfg)
     skipped = list(listing.skipped)
     if skipped and data_cfg.strict:
@@ -305,13 +303,22 @@ class _LabelEncoder:
 # --------------------------------------------------------------------------- splitting
 
 
-def _check_fractions(cfg) -> None:
+def check_data_config(cfg, in_chans: int = 3) -> None:
+    """ConfigError naming the key for a ``data`` setting that no dataset could satisfy; reads
+    no files, so it can run before anything is created."""
+    image_mode(in_chans)
+    if cfg.layout != "auto" and cfg.layout not in LAYOUTS:
+        raise ConfigError(f"data.layout {cfg.layout!r}: use auto, {', '.join(LAYOUTS)}")
     for key in ("val_split", "test_split"):
         value = getattr(cfg, key)
         if not 0.0 <= value < 1.0:
             raise ConfigError(f"data.{key} {value}: must be in [0, 1)")
     if cfg.val_split + cfg.test_split >= 1.0:
         raise ConfigError(f"data.val_split + data.test_split = {cfg.val_split + cfg.test_split}: must be below 1")
+    if not 0.0 <= cfg.threshold <= 1.0:
+        raise ConfigError(f"data.threshold {cfg.threshold}: a probability in [0, 1]")
+    if cfg.workers < 0:
+        raise ConfigError(f"data.workers {cfg.workers}: must be >= 0")
 
 
 def _make_splits(encoded: dict, encoder: _LabelEncoder, cfg) -> dict[str, list]:

@@ -104,7 +104,7 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
     from cvpipe.models.weights import load_pretrained
 
     t = cfg.train
-    _check_train_config(cfg, info.world_size)
+    check_config(cfg, info.world_size)
     seed_everything(t.seed + info.rank, t.deterministic)
     resume_ckpt = load_resume_checkpoint(t.resume) if t.resume else None
 
@@ -175,7 +175,7 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
         optimizer = build_optimizer(m, cfg.optim, scale)
         return optimizer, build_scheduler(optimizer, cfg.schedule, steps_per_epoch, t.epochs)
 
-    metric, mode = _best_metric(t.metric, splits.multi_label)
+    metric, mode = _best_metric(t.metric, splits.multi_label, num_classes)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return validation_metrics(
@@ -252,24 +252,57 @@ class _FinetuneHooks(TrainHooks):
             self.finetune.keep_frozen_bn_eval(model)
 
 
-def _best_metric(name: str, multi_label: bool) -> tuple[str, str]:
+def _best_metric(name: str, multi_label: bool, num_classes: int) -> tuple[str, str]:
     if name == "auto":
         name = "val/mAP" if multi_label else "val/acc"
-    if "/" not in name:
-        name = f"val/{name}"
-    return name, ("min" if name.endswith("loss") else "max")
+    name = name.removeprefix("val/")
+    kind = "multi-label" if multi_label else "single-label"
+    if name not in BEST_METRICS[multi_label] or (name == "top5" and num_classes <= 5):
+        usable = [n for n in BEST_METRICS[multi_label] if n != "top5" or num_classes > 5]
+        raise ConfigError(f"train.metric={name}: not measured for {kind} data with {num_classes} classes; use {', '.join(usable)}")
+    return f"val/{name}", ("min" if name == "loss" else "max")
 
 
-def _check_train_config(cfg: Config, world_size: int) -> None:
-    t = cfg.train
+BEST_METRICS = {False: ("loss", "acc", "top5"), True: ("loss", "mAP", "F1")}  # by multi_label
+
+
+def check_config(cfg: Config, world_size: int = 1) -> None:
+    """ConfigError naming the key for a setting no data could make right (a bad value, an
+    unknown model), found without reading any file, before a run folder is created."""
+    from cvpipe.data.datasets import check_data_config
+    from cvpipe.data.transforms import validate_augment
+    from cvpipe.models import create_model, is_model
+
+    t, m = cfg.train, cfg.model
     if t.precision not in ("fp32", "fp16", "bf16"):
         raise ConfigError(f"train.precision={t.precision!r}: use fp32, fp16 or bf16")
+    if t.device.strip().lower() != "auto":  # whether it is present is checked when training starts
+        try:
+            torch.device(t.device.strip().lower())
+        except RuntimeError:
+            raise ConfigError(f"train.device {t.device!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if t.epochs < 1:
         raise ConfigError("train.epochs must be at least 1")
     if t.batch_size < world_size or t.batch_size % world_size:
         raise ConfigError(f"train.batch_size={t.batch_size} must divide evenly over {world_size} processes")
     if t.grad_accum < 1:
         raise ConfigError("train.grad_accum must be at least 1")
+    for key in ("clip_grad", "patience", "save_period"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"train.{key}={getattr(t, key)}: must be >= 0 (0 turns it off)")
+    if t.log_interval < 1:
+        raise ConfigError(f"train.log_interval={t.log_interval}: must be at least 1")
+    if t.ema and not 0.0 <= t.ema_decay < 1.0:
+        raise ConfigError(f"train.ema_decay={t.ema_decay}: must be in [0, 1)")
+    metric = t.metric.removeprefix("val/")
+    if metric != "auto" and metric not in BEST_METRICS[False] + BEST_METRICS[True]:
+        raise ConfigError(f"train.metric={t.metric!r}: use auto, {', '.join(dict.fromkeys(BEST_METRICS[False] + BEST_METRICS[True]))}")
+    if m.drop_rate is not None and not 0.0 <= m.drop_rate < 1.0:
+        raise ConfigError(f"model.drop_rate={m.drop_rate}: a probability in [0, 1)")
+    if ":" not in m.name and not is_model(m.name):
+        create_model(m.name)  # raises the unknown-model error, with its suggestions
+    check_data_config(cfg.data, m.in_chans)
+    validate_augment(cfg.data.augment)
 
 
 def _finish(result: TrainResult, run_dir: Path, logger: RunLogger) -> None:
