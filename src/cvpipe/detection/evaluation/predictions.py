@@ -99,7 +99,7 @@ def _first_bad_result(data: list) -> str:
         if isinstance(r["image_id"], (list, dict)):
             return f"result [{i}]: image_id {r['image_id']!r} is not an id"
         cat = r["category_id"]
-        if not number(cat) or cat != int(cat):
+        if not number(cat) or not np.isfinite(cat) or cat != int(cat):
             return f"result [{i}]: category_id {cat!r} is not an integer"
         bbox = r["bbox"]
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(number(v) for v in bbox)):

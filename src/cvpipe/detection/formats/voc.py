@@ -185,16 +185,17 @@ def _image_info(node, xml_path: Path, ann_dir: Path, image_dir: Path, rel: str) 
         # VOC filenames are bare; keep the XML's sub-folder when the XML lives in one
         if "/" not in filename and stem_path.parent != PurePosixPath("."):
             filename = (stem_path.parent / filename).as_posix()
-    same_stem = _image_named(image_dir, stem_path)
-    if not filename:
-        if same_stem is None:
-            raise DataError("no <filename> and no image with the same name in JPEGImages/")
-        filename = same_stem
-    elif not (image_dir / filename).is_file() and same_stem is not None:
-        # images renamed after labelling, or <filename> without its extension: the devkit and
-        # torchvision take the XML's name, so the image is not lost
-        note = f"<filename> {filename} is not in {image_dir.name}/; using {same_stem}, which has the XML's name"
-        filename = same_stem
+    if not filename or not (image_dir / filename).is_file():
+        same_stem = _image_named(image_dir, stem_path)
+        if not filename:
+            if same_stem is None:
+                raise DataError("no <filename> and no image with the same name in JPEGImages/")
+            filename = same_stem
+        elif same_stem is not None:
+            # images renamed after labelling, or <filename> without its extension: the devkit
+            # and torchvision take the XML's name, so the image is not lost
+            note = f"<filename> {filename} is not in {image_dir.name}/; using {same_stem}, which has the XML's name"
+            filename = same_stem
     size = node.find("size")
     width = height = 0
     extra = {}
