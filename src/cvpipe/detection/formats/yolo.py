@@ -146,7 +146,7 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
     if yaml_path is not None:
         try:
             cfg = yaml.safe_load(read_text(yaml_path, "data YAML")) or {}
-        except (OSError, yaml.YAMLError) as e:
+        except yaml.YAMLError as e:
             raise DataError(f"{yaml_path}: not valid YAML ({' '.join(str(e).split())})") from None
         if not isinstance(cfg, dict):
             raise DataError(f"{yaml_path}: expected a mapping with 'names' and train/val entries")
