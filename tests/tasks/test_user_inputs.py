@@ -4,6 +4,9 @@ not matter for what is checked), so the tests stay fast."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -86,3 +89,14 @@ def test_predict_keeps_one_annotated_image_per_input_and_fails_when_nothing_is_r
             continue
         assert main(["predict", str(ckpt), str(photos), option, "save=false"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_file_named_like_a_video_that_is_not_one_is_one_line(tmp_path):
+    # a fresh process, as a user runs it: FFmpeg reads its log level once per process
+    ckpt = untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS))
+    (tmp_path / "clip.mp4").write_text("not a video")
+    command = [sys.executable, "-m", "cvpipe", "predict", str(ckpt), str(tmp_path / "clip.mp4"), "save=false"]
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "clip.mp4: cannot open the video" in done.stderr, done.stderr

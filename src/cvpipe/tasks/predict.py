@@ -237,7 +237,7 @@ def annotate(rgb: np.ndarray, pred: Prediction, max_lines: int = 3) -> np.ndarra
 def _predict_video(trained, source, device, topk, threshold, batch_size, out_dir, max_frames, verbose) -> list[Prediction]:
     import cv2
 
-    capture = cv2.VideoCapture(source)
+    capture = _open_capture(source)
     if not capture.isOpened():
         what = f"camera {source}" if isinstance(source, int) else str(source)
         raise DataError(f"{what}: cannot open the video (missing codec, wrong index or not a video)")
@@ -274,6 +274,25 @@ def _predict_video(trained, source, device, topk, threshold, batch_size, out_dir
     if verbose:
         get_logger().info(f"{len(preds)} frames; first: {_describe(preds[0])}")
     return preds
+
+
+def _open_capture(source):
+    """``cv2.VideoCapture`` without OpenCV's and FFmpeg's own console messages on failure
+    ("moov atom not found", "can't open camera by index"): the caller raises one clear line.
+
+    FFmpeg reads its level once, from ``OPENCV_FFMPEG_LOGLEVEL`` (8 = fatal only, unless the
+    user set it); OpenCV's logger is quietened only while opening.
+    """
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_ERROR)
+    try:
+        return cv2.VideoCapture(source)
+    finally:
+        logging.setLogLevel(previous)
 
 
 def _read_frames(capture, max_frames: int) -> Iterator[np.ndarray]:
