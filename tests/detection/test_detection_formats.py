@@ -424,3 +424,20 @@ def test_list_files_that_are_not_utf8_are_one_line(voc, tmp_path):
     (tmp_path / "yolo/data.yaml").write_bytes("names: [caf\xe9]\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"data\.yaml: cannot be read as a UTF-8 data YAML"):
         read_dataset(tmp_path / "yolo", "yolo")
+
+
+def test_roboflow_style_yolo_export_with_dotdot_split_paths(tmp_path):
+    root = tmp_path / "rf"
+    for split in ("train", "valid"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "labels").mkdir()
+        Image.new("RGB", (40, 20)).save(root / split / "images" / f"{split}.jpg")
+        (root / split / "labels" / f"{split}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / "train/labels/orphan.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\ntest: ../test/images\n"
+                                    "nc: 1\nnames: ['plate']\n")
+    ds = read_dataset(root)
+    assert [(im.split, im.file_name) for im in ds.images] == [("train", "train.jpg"), ("val", "valid.jpg")]
+    assert ds.boxes.tolist() == [[10, 5, 30, 15]] * 2
+    assert sorted((i.level, i.file) for i in ds.issues) == [
+        ("error", "train/labels/orphan.txt"), ("warning", str(root / "test/images"))]

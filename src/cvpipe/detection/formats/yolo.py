@@ -101,7 +101,11 @@ def _split_sources(cfg: dict, base: Path, root: Path) -> list[tuple[str, Path]]:
         value = cfg.get(key)
         for item in (value if isinstance(value, list) else [value] if value else []):
             p = Path(item)
-            sources.append((key, p if p.is_absolute() else base / p))
+            if not p.is_absolute():
+                # Roboflow exports write `train: ../train/images` next to train/; Ultralytics
+                # drops the leading ../ when the path does not exist as written
+                p = base / p if (base / p).exists() or not item.startswith("../") else base / item[3:]
+            sources.append((key, p))
     if sources:
         return sources
     images = base / "images" if (base / "images").is_dir() else root / "images"
@@ -112,10 +116,14 @@ def _split_sources(cfg: dict, base: Path, root: Path) -> list[tuple[str, Path]]:
     return [(d.name, d) for d in sorted(images.iterdir()) if d.is_dir()]
 
 
-def _split_images(split_source: Path, base: Path, b: DatasetBuilder) -> list[tuple[Path, str]]:
+def _split_images(split: str, split_source: Path, base: Path, b: DatasetBuilder) -> list[tuple[Path, str]]:
     """(image path, file name relative to the split's image folder) pairs."""
     if split_source.is_dir():
         return [(p, relative_posix(p, split_source)) for p in list_images(split_source)]
+    if not split_source.exists():  # data YAMLs often name a test split that was never made
+        b.issue(str(split_source), f"{split or 'split'} images do not exist; split skipped",
+                level="warning" if split == "test" else "error")
+        return []
     if split_source.suffix == ".txt" and split_source.is_file():
         out = []
         for n, line in enumerate(read_text(split_source, "image list").splitlines(), start=1):
@@ -173,8 +181,9 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
         b.issue(str(yaml_path), f"nc is {nc!r} but 'names' lists {len(from_yaml)} classes", level="warning")
     parsed = []
     label_files_used = set()
-    for split, source in _split_sources(cfg, base, root):
-        for image_path, file_name in progress(_split_images(source, base, b), f"reading YOLO {split}".strip()):
+    sources = _split_sources(cfg, base, root)
+    for split, source in sources:
+        for image_path, file_name in progress(_split_images(split, source, base, b), f"reading YOLO {split}".strip()):
             try:
                 width, height = read_image_size(image_path)
             except DataError as e:
@@ -202,11 +211,12 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
                 boxes = convert_boxes(values * wh, "cxcywh", "xyxy")
             add_label_objects(b, image, rel, lines, cls, boxes, ignored)
 
-    for folder in {base / "labels", root / "labels", base / "labels_ignore", root / "labels_ignore"}:
-        if folder.is_dir():
-            for p in sorted(folder.rglob("*.txt")):
-                if p.resolve() not in label_files_used:
-                    b.issue(_shown(p, root), "label file without image (annotation without image)")
+    # label folders: the usual ones and those beside each split's images (train/images -> train/labels)
+    label_dirs = {base / "labels", root / "labels"} | {label_path_for(s / "x.jpg").parent for _, s in sources if s.is_dir()}
+    label_dirs |= {ignore_path(d / "x.txt", "labels").parent for d in label_dirs}
+    unused = {p.resolve(): p for d in label_dirs if d.is_dir() for p in d.rglob("*.txt")}
+    for key in sorted(set(unused) - label_files_used):
+        b.issue(_shown(unused[key], root), "label file without image (annotation without image)")
     return b.build()
 
 
