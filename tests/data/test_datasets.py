@@ -43,6 +43,19 @@ def test_folder_layout_with_seeded_stratified_split(tmp_path):
     assert grey.train[0][0].shape == (1, 5, 6)
 
 
+def test_symlink_loops_and_repeated_folders_are_listed_once(tmp_path):
+    for cls in ("cat", "dog"):
+        for i in range(2):
+            write_image(tmp_path / cls / f"{i}.png", seed=i)
+    (tmp_path / "cat" / "up").symlink_to(tmp_path, target_is_directory=True)  # a loop through the root
+    (tmp_path / "dog" / "again").symlink_to(tmp_path / "dog", target_is_directory=True)
+    (tmp_path / "dog" / "more").mkdir()
+    write_image(tmp_path / "dog" / "more" / "2.png")
+    (tmp_path / "dog" / "link").symlink_to(tmp_path / "dog" / "more", target_is_directory=True)
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert names_of(splits.train) == [("0.png", "cat"), ("0.png", "dog"), ("1.png", "cat"), ("1.png", "dog"), ("2.png", "dog")]
+
+
 def test_stratified_split_properties():
     strata = [0] * 50 + [1] * 7 + [2] * 1
     train, val, test = stratified_split(len(strata), strata, 0.2, 0.1, seed=0)

@@ -71,9 +71,17 @@ class Listing:
 def iter_images(folder: Path) -> Iterator[Path]:
     """Image files under ``folder`` (recursive, symlinks followed, hidden entries skipped).
 
-    Yields in natural order of the relative path, folder by folder, lazily.
+    Yields in natural order of the relative path, folder by folder, lazily. A symlink to a
+    folder already listed, or to one that contains ``folder`` (a loop), is not followed.
     """
+    top = os.path.realpath(folder)
+    visited: set[str] = set()
     for current, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(current)
+        if real in visited or (real != top and os.path.commonpath([real, top]) == real):
+            dirs[:] = []
+            continue
+        visited.add(real)
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_key)
         for name in sorted(files, key=natural_key):
             if not name.startswith(".") and is_image_file(name):
