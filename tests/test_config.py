@@ -56,6 +56,12 @@ def test_bad_files_give_one_line(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="not key=value"):
         load_config(None, ["train.epochs"])
+    binary = tmp_path / "weights.yaml"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ConfigError, match="weights.yaml: not a UTF-8 text file"):
+        load_config(binary)
+    with pytest.raises(ConfigError, match=f"is a folder, not a YAML file; to use its images, set data.root={tmp_path}"):
+        load_config(tmp_path)  # `cvpipe train my_photos/`
     with pytest.raises(ConfigError, match="expected a section"):
         load_config(None, ["train=5"])
 

@@ -220,7 +220,15 @@ def _read_source(source) -> dict:
         text = (resources.files("cvpipe") / "configs" / f"{source}.yaml").read_text()
         name = f"preset {source}"
     elif path.is_file():
-        text, name = path.read_text(encoding="utf-8"), str(path)
+        name = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"config {name}: not a UTF-8 text file; give a YAML config") from None
+        except OSError as e:
+            raise ConfigError(f"config {name}: cannot be read ({e.strerror})") from None
+    elif path.is_dir():
+        raise ConfigError(f"config {source}: is a folder, not a YAML file; to use its images, set data.root={source}")
     else:
         hint = f"; presets: {', '.join(preset_names())}" if preset_names() else ""
         raise ConfigError(f"config {source}: no such file{hint}")
