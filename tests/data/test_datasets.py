@@ -183,6 +183,14 @@ def test_per_image_txt_lists_of_ids_with_names(tmp_path):
     assert [(p.split("/")[-1], r.split(" ")[0]) for p, r in splits.skipped] == [("orphan.jpg", "no")]
 
 
+def test_yolo_detection_labels_are_not_read_as_classes(tmp_path):
+    for i in range(3):
+        write_image(tmp_path / "images" / f"{i}.jpg", seed=i)
+        write_text(tmp_path / "labels" / f"{i}.txt", f"{i % 2} 0.5 0.5 0.25 0.3\n1 0.1 0.2 0.05 0.05\n")
+    with pytest.raises(DataError, match=r"labels/0.txt line 1: '0 0.5 0.5 0.25 0.3' is a YOLO detection label"):
+        build_splits(DataConfig(root=str(tmp_path)), check=False)
+
+
 def test_single_label_txt_with_several_labels_is_refused(tmp_path):
     for i, text in enumerate(["cat", "dog", "cat dog"]):
         write_image(tmp_path / f"{i}.png", seed=i)

@@ -309,9 +309,27 @@ def read_pertxt(root: Path, cfg) -> Listing:
             if not label_path.is_file():
                 listing.skipped.append((str(image), f"no label file {label_path}"))
                 continue
-            tokens = tuple(t for _, cells in _read_rows(label_path) for cell in cells for t in _split_labels([cell], cfg.multi_label))
+            rows = _read_rows(label_path)
+            for lineno, cells in rows[:1]:
+                if _is_box_row(cells):
+                    raise DataError(
+                        f"{label_path} line {lineno}: '{' '.join(cells)}' is a YOLO detection label (class x y w h), "
+                        "not image classes; classification needs classes per image (`cvpipe check-detection` reads YOLO datasets)"
+                    )
+            tokens = tuple(t for _, cells in rows for cell in cells for t in _split_labels([cell], cfg.multi_label))
             records.append(Record(image, tokens, str(label_path)))
     return listing
+
+
+def _is_box_row(cells: list[str]) -> bool:
+    """A class id followed by at least four coordinates, some fractional: ``0 0.5 0.5 0.2 0.3``."""
+    if len(cells) < 5 or not cells[0].isdigit():
+        return False
+    try:
+        [float(c) for c in cells[1:]]
+    except ValueError:
+        return False
+    return any("." in c for c in cells[1:])
 
 
 def _pertxt_dirs(root: Path, cfg) -> tuple[Path, Path]:
