@@ -441,3 +441,22 @@ def test_roboflow_style_yolo_export_with_dotdot_split_paths(tmp_path):
     assert ds.boxes.tolist() == [[10, 5, 30, 15]] * 2
     assert sorted((i.level, i.file) for i in ds.issues) == [
         ("error", "train/labels/orphan.txt"), ("warning", str(root / "test/images"))]
+
+
+def test_roboflow_coco_export_reads_per_split_and_yolo_output_uses_ultralytics_keys(tmp_path):
+    data = json.loads(coco_fixture(tmp_path).read_text())
+    for split in ("train", "valid", "extra"):
+        (tmp_path / "rf" / split).mkdir(parents=True)
+        images = [dict(im, file_name=f"{split}_{im['id']}.jpg") for im in data["images"]]
+        for im in images:
+            Image.new("RGB", (im["width"], im["height"])).save(tmp_path / "rf" / split / im["file_name"])
+        (tmp_path / "rf" / split / "_annotations.coco.json").write_text(json.dumps(dict(data, images=images)))
+    ds = read_dataset(tmp_path / "rf")
+    assert ds.format == "coco" and ds.splits == ["extra", "train", "valid"] and not ds.issues
+    report = convert(tmp_path / "rf", tmp_path / "yolo", "coco", "yolo")
+    assert [i.message.split(";")[0] for i in report.issues] == ["split 'extra' is not train, val or test"]
+    cfg = yaml.safe_load((tmp_path / "yolo/data.yaml").read_text())
+    assert (cfg["train"], cfg["val"], cfg["extra"]) == ("images/train", "images/valid", "images/extra")
+    assert cfg["split_names"] == {"images/valid": "valid", "images/extra": "extra"}  # for cvpipe to read back
+    back = read_dataset(tmp_path / "yolo")
+    assert sorted({im.split for im in back.images}) == ["train", "valid"] and back.num_objects == 2 * 3

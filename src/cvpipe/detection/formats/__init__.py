@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from cvpipe.detection.annotations import DetectionDataset, ImageInfo, Issue
-from cvpipe.detection.formats.coco import read_coco, write_coco
+from cvpipe.detection.formats.coco import ROBOFLOW_NAME, read_coco, write_coco
 from cvpipe.detection.formats.txt import read_txt, write_txt
 from cvpipe.detection.formats.voc import read_voc, write_voc
 from cvpipe.detection.formats.yolo import find_data_yaml, read_yolo, write_yolo
@@ -50,7 +50,7 @@ def detect_format(path) -> str:
         return "coco"
     if find_data_yaml(path) is not None or ((path / "images").is_dir() and (path / "labels").is_dir()):
         return "yolo"
-    if any(path.glob("*.json")):
+    if any(path.glob("*.json")) or any(path.glob(f"*/{ROBOFLOW_NAME}")):
         return "coco"
     raise DataError(f"{path}: not a COCO, VOC, YOLO or txt dataset that cvpipe recognises; pass the format explicitly")
 

@@ -6,9 +6,10 @@ Layout written (and found when reading a folder)::
     DST/annotations/instances_<split>.json   DST/images/<split>/<file_name>
     DST/annotations/instances.json           DST/images/<file_name>          (no splits)
 
-A single JSON file can also be read; its images are looked for in ``image_root`` or, in
-order, ``<root>/images/<split>``, ``<root>/<split>``, ``<root>/images`` and the JSON's folder
-(``<root>`` is the folder holding ``annotations/``).
+Roboflow's export (``<split>/_annotations.coco.json`` beside the split's images) is read as
+one split per folder. A single JSON file can also be read; its images are looked for in
+``image_root`` or, in order, ``<root>/images/<split>``, ``<root>/<split>``, ``<root>/images``
+and the JSON's folder (``<root>`` is the folder holding ``annotations/``).
 
 ``iscrowd`` is the ignore flag both ways (as pycocotools reads it; an ``ignore`` key is kept
 as an extra field but, as in pycocotools, does not mark the object). Unknown keys on images
@@ -42,9 +43,15 @@ _IMAGE_KEYS = {"id", "file_name", "width", "height"}
 _ANN_KEYS = {"id", "image_id", "category_id", "bbox", "area", "iscrowd"}
 
 
+ROBOFLOW_NAME = "_annotations.coco.json"  # Roboflow's export: <split>/_annotations.coco.json beside the images
+
+
 def split_of(json_path: Path) -> str:
-    """``instances_val2017.json`` -> ``val2017``; ``instances.json`` or another name -> ``""``."""
+    """``instances_val2017.json`` -> ``val2017``; Roboflow's ``valid/_annotations.coco.json`` ->
+    ``valid``; ``instances.json`` or another name -> ``""``."""
     stem = json_path.stem
+    if json_path.name == ROBOFLOW_NAME:
+        return json_path.parent.name
     return stem[len("instances_"):] if stem.startswith("instances_") else ""
 
 
@@ -52,7 +59,8 @@ def find_annotation_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     folder = path / "annotations" if (path / "annotations").is_dir() else path
-    files = sorted(folder.glob("instances*.json")) or sorted(folder.glob("*.json"))
+    files = (sorted(folder.glob("instances*.json")) or sorted(folder.glob("*.json"))
+             or sorted(folder.glob(f"*/{ROBOFLOW_NAME}")))
     if not files:
         raise DataError(f"{path}: no COCO JSON found (expected annotations/instances_<split>.json)")
     return files

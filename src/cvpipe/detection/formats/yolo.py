@@ -5,6 +5,8 @@ Classes come from a data YAML (``names`` as a list or ``{index: name}``; ``train
 ``test`` give image folders or ``.txt`` lists of images, relative to ``path`` or the YAML's
 folder) or from ``classes.txt``. cvpipe adds ``category_ids`` to the YAML so COCO ids survive
 a trip through YOLO (Ultralytics ignores the key); without it index ``k`` becomes id ``k + 1``.
+Splits are written under Ultralytics' keys (``train2017`` under ``train``, ``valid`` under
+``val``) with their names in ``split_names``, which is read back the same way.
 
 The label of an image is found as Ultralytics finds it: the last ``/images/`` in its path
 becomes ``/labels/`` and the extension ``.txt``. Image sizes are read from the file header
@@ -97,15 +99,17 @@ def _names_from_yaml(cfg: dict, yaml_path: Path) -> Optional[list[Category]]:
 
 def _split_sources(cfg: dict, base: Path, root: Path) -> list[tuple[str, Path]]:
     sources = []
+    names = cfg.get("split_names") if isinstance(cfg.get("split_names"), dict) else {}
     for key in SPLIT_KEYS:
         value = cfg.get(key)
         for item in (value if isinstance(value, list) else [value] if value else []):
+            split = str(names.get(item, key))
             p = Path(item)
             if not p.is_absolute():
                 # Roboflow exports write `train: ../train/images` next to train/; Ultralytics
                 # drops the leading ../ when the path does not exist as written
                 p = base / p if (base / p).exists() or not item.startswith("../") else base / item[3:]
-            sources.append((key, p))
+            sources.append((split, p))
     if sources:
         return sources
     images = base / "images" if (base / "images").is_dir() else root / "images"
@@ -220,6 +224,21 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
     return b.build()
 
 
+def _split_keys(splits: list[str], issues: list[Issue]) -> dict:
+    """data YAML entries for the split folders: Ultralytics reads only ``train``, ``val`` and
+    ``test``, so ``train2017`` is listed under ``train`` and ``valid`` under ``val``; the
+    original names go to ``split_names`` (folder -> name) for cvpipe to read back."""
+    keys: dict = {}
+    renamed = {f"images/{s}": s for s in splits if s not in SPLIT_KEYS}
+    for s in splits:
+        key = next((k for k in SPLIT_KEYS if s.lower().startswith(k)), s)
+        if key == s and key not in SPLIT_KEYS:
+            issues.append(Issue("data.yaml", f"split {s!r} is not train, val or test; Ultralytics will not read "
+                                             f"images/{s}/ (rename it or re-split with --val-fraction)", level="warning"))
+        keys.setdefault(key, []).append(f"images/{s}")
+    return {**{k: v[0] if len(v) == 1 else v for k, v in keys.items()}, **({"split_names": renamed} if renamed else {})}
+
+
 def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     """Write ``images/<split>/``, ``labels/<split>/``, ``labels_ignore/<split>/`` (only where
     objects are ignored) and ``data.yaml``."""
@@ -242,7 +261,7 @@ def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         label = dst / "labels" / sub / PurePosixPath(im.file_name).with_suffix(".txt")
         write_label_files(ds, objs, rows[objs], label, "labels", DECIMALS)
     data = {
-        **{s: f"images/{s}" for s in ds.splits if s},
+        **_split_keys([s for s in ds.splits if s], issues),
         "nc": len(ds.categories),
         "names": {k: c.name for k, c in enumerate(ds.categories)},
         "category_ids": [c.id for c in ds.categories],
