@@ -202,3 +202,17 @@ def test_detections_with_category_ids_the_ground_truth_lacks_are_warned_about(tm
     assert [i.level for i in result.issues] == ["warning"]
     assert f"{unknown} of {len(results)} detections have category ids the ground truth lacks" in result.issues[0].message
     assert_identical(result, reference(gt_path, str(res_path)))  # and they are ignored, as pycocotools does
+
+
+def test_empty_category_and_scores_above_one_equal_pycocotools(tmp_path):
+    gt, results = random_coco(10, n_images=8, n_cats=3, many_dets_images=0)
+    gt["categories"].append({"id": 500, "name": "never_annotated"})  # -1 rows, left out of the means
+    rng = np.random.default_rng(0)
+    for r in results[::3]:
+        r["score"] = float(rng.uniform(1, 3))  # unnormalised detector scores
+    results += [dict(r, category_id=500) for r in results[:10]]  # detections of the empty category
+    gt_path, res_path = write(tmp_path, gt, results)
+    ours = evaluate_coco(gt_path, res_path)
+    assert_identical(ours, reference(gt_path, str(res_path)))
+    k = [c.id for c in ours.categories].index(500)
+    assert np.all(ours.precision[:, :, k] == -1) and ours.per_class()[k]["AP"] == -1
