@@ -101,6 +101,8 @@ def test_det_eval_names_what_it_could_not_read_in_predictions_and_ground_truth(v
         (tmp_path / "r.json").write_text(json.dumps([good, dict(good, **bad)]))
         assert main(["det-eval", str(voc), str(tmp_path / "r.json")]) == 2
         assert message in capsys.readouterr().err
+    assert main(["det-eval", str(voc), str(tmp_path / "r.json"), "--protocol", "voc", "--iou", "50"]) == 2
+    assert "IoU threshold 50.0 must be in [0, 1)" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["det-eval", str(voc), str(tmp_path / "empty")]) == 2
     assert "no .txt prediction files" in capsys.readouterr().err

@@ -119,6 +119,8 @@ def evaluate_voc(
     ``"11-point"`` (VOC 2007). Other arguments as :func:`evaluate_coco`."""
     if metric not in ("all-point", "11-point"):
         raise DataError(f"unknown VOC metric {metric!r}; expected all-point or 11-point")
+    if not 0.0 <= iou_threshold < 1.0:  # a match needs IoU > threshold: 1 or more matches nothing
+        raise DataError(f"IoU threshold {iou_threshold} must be in [0, 1)")
     out = output_folder(out_dir) if out_dir is not None else None
     ds, dets = load_for_evaluation(gt, predictions, gt_format, pred_format, split, classes)
     result = _voc_arrays(ds, dets, metric, iou_threshold)
