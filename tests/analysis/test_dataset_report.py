@@ -95,3 +95,7 @@ def test_dataset_report_cli(tmp_path, capsys):
     _assert_plots(tmp_path / "r")
     assert main(["dataset-report", str(tmp_path / "nowhere")]) == 2
     assert "no such folder, config file or preset" in capsys.readouterr().err
+    taken = tmp_path / "notes.txt"
+    taken.write_text("a file where the report folder should go")
+    assert main(["dataset-report", str(root), "--out", str(taken)]) == 2
+    assert "notes.txt: is a file; give a folder" in capsys.readouterr().err

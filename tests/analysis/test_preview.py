@@ -61,6 +61,10 @@ def test_preview_cli(tmp_path):
     _assert_grid(out, rows=2, cols=3)
     assert main(["preview", f"data.root={tmp_path / 'missing'}", "--out", str(out)]) == 2
     assert main(["preview", "data.augment.rotaton=5"]) == 2  # typo: one-line config error
+    folder = tmp_path / "previews"
+    folder.mkdir()
+    assert main(["preview", f"data.root={root}", "--out", str(folder), "-n", "1", "--draws", "1"]) == 0
+    _assert_grid(folder / "augmentations.png", rows=1, cols=3)
 
 
 def test_preview_refuses_nonsense_counts():

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from cvpipe.config import Config, load_config
 from cvpipe.data.datasets import SPLITS, build_splits
 from cvpipe.data.image_io import ImageInfo, inspect_image, read_image
+from cvpipe.errors import ConfigError
 from cvpipe.viz import new_figure, save_figure
 
 MAX_GRID_CLASSES = 40
@@ -52,6 +53,8 @@ def dataset_report(cfg_or_path: Union[Config, str, Path], out_dir: Union[str, Pa
     """
     cfg = _as_config(cfg_or_path)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"report folder {out_dir}: is a file; give a folder to write the report in")
     out_dir.mkdir(parents=True, exist_ok=True)
     splits = build_splits(cfg.data, cfg.model.in_chans, check=False)
     members = [(name, ds) for name, ds in zip(SPLITS, (splits.train, splits.val, splits.test)) if ds is not None]

@@ -31,11 +31,17 @@ def preview_augmentations(cfg: Config, out_path: Union[str, Path], n: int = 8, d
     ``n`` allows; the choice and the draws are seeded by ``train.seed``. Unreadable files
     are passed over (``cvpipe dataset-report`` lists them).
 
+    ``out_path`` may be an existing folder: the grid is then written in it as
+    ``augmentations.png``.
+
     Returns:
         The path of the PNG written.
     """
     if n < 1 or draws < 1:
         raise ValueError("preview needs n >= 1 images and draws >= 1")
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        out_path = out_path / "augmentations.png"
     aug, in_chans = cfg.data.augment, cfg.model.in_chans
     splits = build_splits(cfg.data, in_chans, check=False)
     dataset = splits.train
