@@ -23,7 +23,7 @@ def register(sub) -> None:
                        description=DESCRIPTION, formatter_class=formatter)
     p.add_argument("items", nargs="*", metavar="[CONFIG] key=value", help="config file or preset, then overrides")
     p.add_argument("--out", default="runs/preview/augmentations.png",
-                   help="PNG file to write (default: runs/preview/augmentations.png)")
+                   help="PNG file to write, or a folder to write augmentations.png in (default: runs/preview/augmentations.png)")
     p.add_argument("-n", "--images", type=int, default=8, help="training images, one per row (default: 8)")
     p.add_argument("--draws", type=int, default=4, help="random training views per image (default: 4)")
     p.set_defaults(func=run)
