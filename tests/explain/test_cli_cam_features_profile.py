@@ -75,13 +75,18 @@ def test_cam_all_methods_skips_cam_for_a_head_that_is_not_gap_linear(digits_chec
         (["target=12"], "out of range"),
         (["method=cam"], "method=cam needs"),
         (["colour=red"], "unknown option colour"),
+        (["method=,"], "at least one CAM method"),
+        (["batch=0"], "batch=0"),
+        (["alpha=1.5"], "alpha=1.5"),
+        (["grid=-1"], "grid=-1"),
     ],
 )
 def test_cam_user_errors_are_one_line(digits_checkpoint, tmp_path, capsys, extra, message):
     checkpoint, root = digits_checkpoint
-    code = main(["cam", str(checkpoint), str(root / "1" / "0001.png"), *extra, f"project={tmp_path}"])
+    code = main(["cam", str(checkpoint), str(root / "1" / "0001.png"), *extra, f"project={tmp_path / 'cam'}"])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert list((tmp_path / "cam").glob("*")) == []  # no empty numbered output folder left behind
 
 
 def test_cam_missing_image(digits_checkpoint, tmp_path, capsys):
@@ -102,6 +107,11 @@ def test_features_list_and_grids(digits_checkpoint, tmp_path, capsys):
         open_png(tmp_path / "exp" / name)
     assert main(["features", str(checkpoint)]) == 2
     assert "exactly one image" in capsys.readouterr().err
+    for bad, message in (("layer=features.nope", "not a module"), ("topk=0", "topk=0")):
+        code = main(["features", str(checkpoint), str(root / "5" / "0005.png"), bad, f"project={tmp_path / 'bad'}"])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists() or list((tmp_path / "bad").iterdir()) == []
 
 
 def test_features_on_a_user_image(folder_checkpoint, tmp_path):
@@ -128,3 +138,19 @@ def test_profile_a_checkpoint_and_a_model_name(digits_checkpoint, tmp_path, caps
     assert "[1, 3, 64, 48]" in out and "[1, 7]" in out and "latency" not in out
     assert main(["profile", "resnet1800"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "model,extra,message",
+    [
+        ("vgg11", ["imgsz=16"], "vgg11 cannot run on a 3x16x16 (CxHxW) input"),  # pooled down to 0x0
+        ("tv:vit_b_32", ["imgsz=64"], "Expected 224"),  # torchvision's ViT takes one size only
+        ("lenet", ["imgsz=0"], "imgsz=0"),
+        ("lenet", ["in_chans=0"], "in_chans=0"),
+        ("lenet", ["num_classes=-1"], "num_classes=-1"),
+    ],
+)
+def test_profile_user_errors_are_one_line(model, extra, message, capsys):
+    assert main(["profile", model, *extra, "runs=0", "save=false"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -190,3 +190,17 @@ def test_registry_lists_every_family():
     }
     assert expected <= names
     assert list_models("vit_b*") == ["vit_b_16", "vit_b_32"]
+
+
+def test_check_input_size_names_the_fix_and_leaves_the_model_alone():
+    from cvpipe.models import check_input_size
+
+    model = create_model("alexnet_half", num_classes=3).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    check_input_size(model, (8, 3, 64, 64))  # fits: nothing happens
+    with pytest.raises(ConfigError, match=r"alexnet_half cannot run on a 3x32x32 .*too small.*data.augment.image_size"):
+        check_input_size(model, (8, 3, 32, 32), setting="data.augment.image_size", name="alexnet_half")
+    with pytest.raises(ConfigError, match="not divisible by the patch size"):  # the model's own message
+        check_input_size(create_model("vit_ti_16", img_size=32), (1, 3, 40, 40))
+    assert model.training and all(m.training for m in model.modules())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

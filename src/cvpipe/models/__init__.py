@@ -8,6 +8,6 @@ from cvpipe.models.registry import create_model, is_model, list_models, register
 
 # Family modules register their builders on import.
 from cvpipe.models import alexnet, googlenet, lenet, mobilenet, mobilenetv3, resnet, vgg, vit  # noqa: E402,F401  isort: skip
-from cvpipe.models.base import Classifier  # noqa: E402
+from cvpipe.models.base import Classifier, check_input_size  # noqa: E402
 
-__all__ = ["Classifier", "create_model", "is_model", "list_models", "register_model"]
+__all__ = ["Classifier", "check_input_size", "create_model", "is_model", "list_models", "register_model"]

@@ -20,9 +20,12 @@ In training mode a model with auxiliary classifiers (GoogLeNet) returns a tuple
 from __future__ import annotations
 
 import abc
+from typing import Sequence
 
 import torch
 import torch.nn as nn
+
+from cvpipe.errors import CvpipeError, ConfigError
 
 
 class Classifier(nn.Module, abc.ABC):
@@ -88,3 +91,43 @@ class FeaturesClassifier(Classifier):
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         self.classifier[6] = self._make_head(num_classes)
+
+
+def check_input_size(
+    model: nn.Module, input_shape: Sequence[int], setting: str = "the image size", name: str = ""
+) -> None:
+    """Raise :class:`ConfigError` when ``model`` cannot run on a (B, C, H, W) ``input_shape``.
+
+    Typical causes: an image too small for the network's pooling (VGG at 16 px), a model built
+    for one fixed size (torchvision's ViT), the wrong number of channels. The forward pass runs
+    first on ``meta`` tensors (shapes only: no memory, no arithmetic, the weights untouched);
+    only if that fails (also when an op has no meta kernel or reads tensor values) a real
+    batch-of-one forward without gradients decides, so the check never rejects a model that runs.
+    ``setting`` names what the user should change (e.g. ``data.augment.image_size``), ``name``
+    the model in the message (default: its class name).
+    """
+    shape = (1, *map(int, input_shape[1:]))
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()  # train-mode BatchNorm would reject a 1x1 map at batch 1; auxiliary heads stay off
+    try:
+        with torch.no_grad():
+            try:
+                meta = {name: torch.empty_like(t, device="meta") for name, t in
+                        [*model.named_parameters(), *model.named_buffers()]}
+                torch.func.functional_call(model, meta, (torch.empty(shape, device="meta"),))
+                return
+            except CvpipeError:
+                raise
+            except Exception:  # noqa: BLE001 - confirmed or dismissed by the real forward below
+                pass
+            reference = next(iter(model.parameters()), torch.empty(0))
+            try:
+                model(torch.zeros(shape, device=reference.device, dtype=reference.dtype if reference.is_floating_point() else None))
+            except (RuntimeError, AssertionError, ValueError, IndexError) as e:
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                size = "x".join(map(str, shape[1:]))
+                raise ConfigError(f"{name or type(model).__name__} cannot run on a {size} (CxHxW) input ({reason}); "
+                                  f"change {setting}") from e
+    finally:
+        for module, training in flags:
+            module.training = training

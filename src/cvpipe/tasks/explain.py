@@ -7,17 +7,31 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence, Union
 
 from cvpipe.errors import ConfigError
-from cvpipe.tasks.common import Trained, device_for, increment_run_dir, load_trained
+from cvpipe.tasks.common import Trained, check_at_least, device_for, increment_run_dir, load_trained
 
 PathLike = Union[str, Path]
 
 
 def _trained(checkpoint: Union[PathLike, Trained]) -> Trained:
     return checkpoint if isinstance(checkpoint, Trained) else load_trained(checkpoint)
+
+
+@contextlib.contextmanager
+def _run_dir(project: PathLike, name: str) -> Iterator[Path]:
+    """A new numbered output folder, removed again when the command fails before writing to it
+    (a mistyped layer or target must not leave ``exp``, ``exp2``, ... behind)."""
+    out_dir = increment_run_dir(project, name)
+    try:
+        yield out_dir
+    except BaseException:
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
 
 
 def cam(
@@ -47,12 +61,19 @@ def cam(
     from cvpipe.engine.progress import Progress
     from cvpipe.explain import METHODS
     from cvpipe.explain.api import explain_images
+    from cvpipe.explain.cam import canonical_method
     from cvpipe.tasks.predict import resolve_source
 
     if not sources:
         raise ConfigError("name at least one image, folder or glob to explain")
+    check_at_least(1, batch=batch_size)
+    check_at_least(0, grid=grid)
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"alpha={alpha}: the overlay opacity must be in [0, 1]")
     every = list(methods) == ["all"]
-    methods = list(METHODS) if every else list(methods)
+    methods = list(METHODS) if every else [canonical_method(m) for m in methods]
+    if not methods:
+        raise ConfigError(f"name at least one CAM method: method=gradcam, several comma-separated, or all ({', '.join(METHODS)})")
     trained = _trained(checkpoint)
     model = trained.model.to(device_for(device))
     paths = []
@@ -67,11 +88,11 @@ def cam(
             x = trained.transform(read_image(path, mode=trained.image_mode))
             yield Path(path).stem, x, denormalize(x, trained.preprocess)
 
-    out_dir = increment_run_dir(project, name)
-    return explain_images(
-        model, samples(), out_dir, methods, layer, target, trained.classes, faithfulness=faithfulness,
-        batch_size=batch_size, grid_max=grid, alpha=alpha, skip_unsupported=every,
-    )  # fmt: skip
+    with _run_dir(project, name) as out_dir:
+        return explain_images(
+            model, samples(), out_dir, methods, layer, target, trained.classes, faithfulness=faithfulness,
+            batch_size=batch_size, grid_max=grid, alpha=alpha, skip_unsupported=every,
+        )  # fmt: skip
 
 
 def layers(checkpoint: Union[PathLike, Trained]):
@@ -99,11 +120,12 @@ def feature_maps(
     from cvpipe.data.transforms import denormalize
     from cvpipe.explain.api import save_feature_maps
 
+    check_at_least(1, topk=topk)
     trained = _trained(checkpoint)
     model = trained.model.to(device_for(device))
     x = trained.transform(read_image(image, mode=trained.image_mode))
-    out_dir = increment_run_dir(project, name)
-    return save_feature_maps(model, x, denormalize(x, trained.preprocess), out_dir, layer, topk)
+    with _run_dir(project, name) as out_dir:
+        return save_feature_maps(model, x, denormalize(x, trained.preprocess), out_dir, layer, topk)
 
 
 def profile(
@@ -123,10 +145,14 @@ def profile(
     Returns :class:`cvpipe.analysis.profile.Profile`.
     """
     from cvpipe.analysis import profile_model
-    from cvpipe.models import create_model
+    from cvpipe.models import check_input_size, create_model
 
-    if batch < 1:
-        raise ConfigError("batch must be at least 1")
+    check_at_least(1, batch=batch, in_chans=in_chans)
+    check_at_least(0, num_classes=num_classes, runs=runs)
+    if imgsz is not None:
+        sides = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
+        if len(sides) != 2 or min(sides) < 1:
+            raise ConfigError(f"imgsz={imgsz}: a positive size, or [H,W]")
     if isinstance(model, Trained) or Path(model).is_file() or Path(model).suffix in (".pt", ".pth"):
         trained = _trained(model)
         net, in_chans = trained.model, trained.in_chans
@@ -136,8 +162,10 @@ def profile(
         name = str(model)
         net = create_model(name, num_classes=num_classes, in_chans=in_chans).eval()
         imgsz = imgsz or 224
+    height, width = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     net = net.to(device_for(device))
-    return profile_model(net, imgsz, batch, in_chans, name, latency_runs=runs)
+    check_input_size(net, (batch, in_chans, height, width), setting="imgsz", name=name)
+    return profile_model(net, (height, width), batch, in_chans, name, latency_runs=runs)
 
 
 def save_profile(prof, text: str, project: PathLike = "runs/profile", name: str = "exp") -> Path:
