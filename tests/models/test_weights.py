@@ -86,6 +86,23 @@ def test_prefixes_wrappers_and_formats(tmp_path, source):
         _same(target, source, x)
 
 
+def test_ema_weights_win_as_in_predict(tmp_path, source):
+    """A cvpipe run with EMA validated, saved as best and predicts with ``ema.module``; timm's
+    ``state_dict_ema`` is its default too. Fine-tuning from such a file must start from them."""
+    ema = {k: (v + 1 if v.is_floating_point() else v) for k, v in source.state_dict().items()}
+    save_checkpoint({"model": source.state_dict(), "ema": {"module": ema, "updates": 7}, "epoch": 1}, tmp_path / "best.pt")
+    torch.save({"state_dict": source.state_dict(), "state_dict_ema": ema}, tmp_path / "timm.pth")
+    for name, entry in (("best.pt", "ema.module"), ("timm.pth", "state_dict_ema")):
+        target = create_model("resnet18", num_classes=10)
+        report = load_pretrained(target, tmp_path / name)
+        assert report.entry == entry and f"({entry})" in str(report)
+        torch.testing.assert_close(target.conv1.weight, ema["conv1.weight"])
+    save_checkpoint({"model": source.state_dict(), "ema": None, "epoch": 1}, tmp_path / "no_ema.pt")
+    target = create_model("resnet18", num_classes=10)
+    assert load_pretrained(target, tmp_path / "no_ema.pt").entry == "model"
+    torch.testing.assert_close(target.conv1.weight, source.conv1.weight)
+
+
 def test_unreadable_or_foreign_files_are_one_line_errors(tmp_path, source):
     bad = tmp_path / "broken.pth"
     bad.write_bytes(b"not a checkpoint")

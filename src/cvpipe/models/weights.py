@@ -1,8 +1,9 @@
 """Loading pretrained weights into a model that may not match them exactly.
 
 ``load_pretrained(model, path)`` reads a torchvision ``.pth`` (a bare state dict), a timm
-``.pth``/``.bin``/``.safetensors`` file or a cvpipe checkpoint (the ``model`` entry), never
-running code from the file (``weights_only=True``; safetensors holds tensors only). Then:
+``.pth``/``.bin``/``.safetensors`` file or a cvpipe checkpoint (its EMA weights when it has
+them, as ``predict`` uses, else ``model``), never running code from the file
+(``weights_only=True``; safetensors holds tensors only). Then:
 
 1. strips the ``module.`` (DataParallel / DDP) and ``_orig_mod.`` (``torch.compile``) prefixes;
 2. lets the model translate foreign layouts (``Classifier.adapt_state_dict``: e.g. timm ViT
@@ -30,8 +31,11 @@ import torch.nn as nn
 from cvpipe.errors import CheckpointError, ConfigError
 from cvpipe.utils import strip_wrapper_prefixes
 
-# Containers other tools wrap a state dict in, most specific first.
-_WRAPPER_KEYS = ("model", "state_dict", "model_state", "model_state_dict", "net")
+# Containers other tools wrap a state dict in, most specific first. The exponential moving
+# average comes before the raw weights: a cvpipe run trained with EMA validated, saved as best
+# and predicts with ``ema.module``, and timm loads ``state_dict_ema`` by default too.
+_WRAPPER_KEYS = ("ema.module", "state_dict_ema", "model_ema", "model", "state_dict", "model_state",
+                 "model_state_dict", "net")
 
 
 @dataclass
@@ -39,6 +43,7 @@ class LoadReport:
     """What ``load_pretrained`` did with each tensor of the file."""
 
     source: str
+    entry: str = ""  # the file's entry the tensors came from (e.g. "ema.module"); "" for a bare state dict
     matched: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # in the model, not in the file: left at init
     unexpected: list[str] = field(default_factory=list)  # in the file, not in the model: ignored
@@ -52,8 +57,9 @@ class LoadReport:
         return not self.missing or set(self.missing) <= set(self.head_reset)
 
     def __str__(self) -> str:
+        entry = f" ({self.entry})" if self.entry else ""
         lines = [
-            f"pretrained weights from {self.source}: {len(self.matched)} tensors loaded, "
+            f"pretrained weights from {self.source}{entry}: {len(self.matched)} tensors loaded, "
             f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
             f"{len(self.shape_mismatch)} shape mismatches"
         ]
@@ -88,8 +94,19 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, with ``module.`` / ``_orig_mod.`` prefixes removed.
 
     Accepts ``.safetensors``, a bare state dict, or a dict wrapping one under ``model``,
-    ``state_dict`` (timm, Lightning), ``model_state``, ``model_state_dict`` or ``net``.
+    ``state_dict`` (timm, Lightning), ``model_state``, ``model_state_dict`` or ``net``; EMA
+    weights (a cvpipe checkpoint's ``ema``, timm's ``state_dict_ema``, ``model_ema``) win when
+    the file has them.
     """
+    return _read_state_dict(path)[0]
+
+
+def _is_state_dict(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+
+
+def _read_state_dict(path: Union[str, Path]) -> tuple[dict[str, torch.Tensor], str]:
+    """(tensors, the entry they came from, "" for a bare state dict) of a weights file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such weights file; check model.pretrained")
@@ -105,9 +122,13 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
         from cvpipe.engine.checkpoint import load_checkpoint
 
         obj = load_checkpoint(path)
+    entry = ""
     for key in _WRAPPER_KEYS:
-        if isinstance(obj.get(key), dict) and obj[key] and all(isinstance(v, torch.Tensor) for v in obj[key].values()):
-            obj = obj[key]
+        outer, _, inner = key.partition(".")
+        value = obj.get(outer)
+        value = value.get(inner) if inner and isinstance(value, dict) else value
+        if _is_state_dict(value):
+            obj, entry = value, key
             break
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors or len(tensors) < len(obj) / 2:
@@ -115,7 +136,7 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, torch.Tensor]:
             f"{path}: holds no state dict (top-level keys: {', '.join(map(str, list(obj)[:6]))}); "
             "expected a state dict or a checkpoint with a 'model' or 'state_dict' entry"
         )
-    return strip_prefixes(tensors)
+    return strip_prefixes(tensors), entry
 
 
 def strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -163,12 +184,12 @@ def load_pretrained(
         raise ConfigError(f"in_chans_mode={in_chans_mode!r}: use sum or repeat")
     target = getattr(model, "module", model)  # a DDP / DataParallel wrapper
     target = getattr(target, "_orig_mod", target)  # a compiled model
-    state = read_state_dict(path)
+    state, entry = _read_state_dict(path)
     adapt = getattr(target, "adapt_state_dict", None)
     if callable(adapt):
         state = adapt(dict(state))
     own = target.state_dict()
-    report = LoadReport(source=str(path))
+    report = LoadReport(source=str(path), entry=entry)
 
     # The stem: the first 4-D weight of the model (its first conv, or a ViT's patch projection).
     first_conv = next((k for k, v in own.items() if v.ndim == 4), None)
