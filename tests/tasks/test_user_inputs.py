@@ -100,3 +100,16 @@ def test_a_file_named_like_a_video_that_is_not_one_is_one_line(tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "clip.mp4: cannot open the video" in done.stderr, done.stderr
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    from cvpipe.cli import main
+
+    ckpt = untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS))
+    photos = folder_dataset(tmp_path / "photos", per_class=1)
+    (tmp_path / "taken").write_text("a file where the output folder should go")
+    for argv in (["predict", str(ckpt), str(photos), f"project={tmp_path / 'taken'}"],
+                 ["eval", str(ckpt), f"data={photos}", f"project={tmp_path / 'taken' / 'sub'}"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cannot create the output folder" in err and "taken" in err, err

@@ -24,21 +24,23 @@ def increment_run_dir(project: Union[str, Path], name: str, exist_ok: bool = Fal
     starting at once still get different folders.
     """
     project = Path(project)
-    project.mkdir(parents=True, exist_ok=True)
-    if exist_ok:
-        path = project / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    base = re.sub(r"\d+$", "", name) or name
-    candidates = [name] + [f"{base}{i}" for i in range(2, 100000)]
-    for candidate in candidates:
-        path = project / candidate
-        try:
-            path.mkdir()
+    try:
+        project.mkdir(parents=True, exist_ok=True)
+        if exist_ok:
+            path = project / name
+            path.mkdir(parents=True, exist_ok=True)
             return path
-        except FileExistsError:
-            continue
-    raise ConfigError(f"{project}: too many runs named {name}; choose another train.name")
+        base = re.sub(r"\d+$", "", name) or name
+        for candidate in [name] + [f"{base}{i}" for i in range(2, 100000)]:
+            path = project / candidate
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as e:  # a file where a folder should be, no permission, a read-only disk...
+        raise ConfigError(f"cannot create the output folder {project / name} ({e.strerror}); choose another project folder") from None
+    raise ConfigError(f"{project}: too many runs named {name}; choose another name")
 
 
 @dataclass
