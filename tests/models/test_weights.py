@@ -137,6 +137,7 @@ def test_in_chans_sum_reproduces_the_rgb_model_on_grey_images(tmp_path, source):
 
 
 def test_in_chans_repeat_keeps_colour_filters():
+    torch.manual_seed(0)
     w = torch.randn(8, 3, 3, 3)
     four = adapt_input_conv(w, 4, "repeat")
     torch.testing.assert_close(four[:, :3], w * 0.75)
@@ -146,7 +147,8 @@ def test_in_chans_repeat_keeps_colour_filters():
     x4 = torch.cat([x, x[:, :1]], dim=1)
     ref = torch.nn.functional.conv2d(x, w)
     got = torch.nn.functional.conv2d(x4, four)
-    assert torch.allclose(got, ref * 0.75 + torch.nn.functional.conv2d(x[:, :1], w[:, :1] * 0.75))
+    # float sums in another order: compare with a tolerance (exact allclose failed 1 run in 5)
+    torch.testing.assert_close(got, ref * 0.75 + torch.nn.functional.conv2d(x[:, :1], w[:, :1] * 0.75), atol=1e-5, rtol=1e-5)
     two = adapt_input_conv(w, 2, "sum")
     torch.testing.assert_close(two[:, 0], w.sum(1) / 2)
     with pytest.raises(ConfigError):
