@@ -88,12 +88,13 @@ def predict(
 def resolve_source(source: Union[str, Path, int]) -> tuple[str, list]:
     """("images", [paths]) for a file, folder or glob; ("video", [path or camera index])."""
     from cvpipe.data.image_io import is_image_file
+    from cvpipe.data.layouts import list_images
 
     if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
         return "video", [int(source)]
     path = Path(source)
     if path.is_dir():
-        files = sorted((p for p in path.rglob("*") if p.is_file() and is_image_file(p)), key=lambda p: natural_key(str(p)))
+        files = list_images(path)  # as training lists folders: hidden files (._IMG.jpg) left out
         if not files:
             raise DataError(f"{path}: no images found (looked for common image extensions, recursively)")
         return "images", files
