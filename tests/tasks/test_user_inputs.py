@@ -69,6 +69,8 @@ def test_predict_keeps_one_annotated_image_per_input_and_fails_when_nothing_is_r
     (photos / "red" / "red_0.png").rename(photos / "red" / "blue_0.png")  # same name, other folder
     (photos / "blue" / "blue_0.jpg").write_bytes((photos / "green" / "green_0.png").read_bytes())  # same stem
     (photos / "blue" / "._blue_0.png").write_bytes(b"\x00\x05\x16\x07")  # macOS metadata: hidden, not a photo
+    (photos / ".thumbnails").mkdir()  # a hidden cache folder, left out as in training
+    (photos / ".thumbnails" / "t.png").write_bytes((photos / "green" / "green_0.png").read_bytes())
     preds = cvpipe.predict(ckpt, photos, project=tmp_path / "p", verbose=False)
     annotated = sorted(str(p.relative_to(tmp_path / "p" / "exp" / "annotated")) for p in (tmp_path / "p" / "exp").rglob("*.png"))
     assert len(preds) == 4
