@@ -116,3 +116,14 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "cannot create the output folder" in err and "taken" in err, err
+
+
+def test_no_validation_images_says_why(tmp_path, capsys):
+    from cvpipe.cli import main
+
+    tiny = folder_dataset(tmp_path / "tiny", per_class=2)  # round(2 x 0.2) = 0 per class
+    base = ["train", f"data.root={tiny}", "model.name=lenet", "data.workers=0", f"train.project={tmp_path / 'runs'}"]
+    assert main(base) == 2
+    assert "round(images x data.val_split=0.2) to validation, which is 0 for every class" in capsys.readouterr().err
+    assert main([*base, "data.val_split=0"]) == 2
+    assert "no val/ folder or val label file and data.val_split is 0" in capsys.readouterr().err

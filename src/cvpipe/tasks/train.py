@@ -138,7 +138,7 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
         run_dir = None  # only rank 0 writes
 
     if splits.val is None or len(splits.val) == 0:
-        raise ConfigError("no validation images: add a val/ folder or set data.val_split above 0")
+        raise ConfigError(f"no validation images: {_why_no_validation(cfg.data)}")
     splits.train.transform = build_train_transform(cfg.data.augment, preprocess)
     splits.val.transform = build_eval_transform(preprocess)
     per_rank_batch = t.batch_size // info.world_size
@@ -224,6 +224,15 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
         _finish(result, run_dir, logger)
     logger.close()
     return result
+
+
+def _why_no_validation(data_cfg) -> str:
+    if data_cfg.val_split == 0:
+        return "there is no val/ folder or val label file and data.val_split is 0; add one or set data.val_split above 0"
+    return (
+        f"each class gives round(images x data.val_split={data_cfg.val_split:g}) to validation, which is 0 for "
+        "every class here (or all of them were unreadable); add images, a val/ folder, or raise data.val_split"
+    )
 
 
 class _FinetuneHooks(TrainHooks):
