@@ -46,6 +46,32 @@ def test_torchvision_aux_outputs_in_training():
     assert isinstance(out, tuple) and len(out) == 3 and all(o.shape == (2, 3) for o in out)
 
 
+@pytest.mark.parametrize(
+    "arch,layer",
+    [
+        ("googlenet", "inception5b"),  # not aux2: auxiliary heads do not run in eval mode
+        ("maxvit_t", "blocks.3"),  # a ModuleList never runs as a whole
+        ("vit_b_16", "encoder.layers.encoder_layer_11.ln_1"),  # tokens, not the patch projection
+        ("swin_t", "permute"),  # (B, C, H, W), not the channels-last features
+        ("resnet18", "layer4"),
+    ],
+)
+def test_torchvision_default_cam_layer(arch, layer):
+    with torch.device("meta"):  # names only: no memory, no initialisation
+        assert create_model(f"tv:{arch}", num_classes=3).default_cam_layer == f"model.{layer}"
+
+
+def test_torchvision_default_cam_layers_give_spatial_maps():
+    from cvpipe.explain import compute_cam
+
+    swin = create_model("tv:swin_t", num_classes=3)
+    googlenet = create_model("tv:googlenet", num_classes=3, init_weights=False)
+    for model, size in ((swin, (64, 96)), (googlenet, (64, 96))):
+        result = compute_cam(model.eval(), torch.randn(1, 3, *size), "gradcam")
+        (grid,) = result.layer_maps.values()
+        assert grid.shape == (1, 2, 3), model.default_cam_layer  # the stride-32 grid of a 64x96 input
+
+
 def test_timm_model_follows_the_contract():
     pytest.importorskip("timm")
     model = create_model("timm:resnet10t", num_classes=4, in_chans=2).eval()

@@ -59,13 +59,41 @@ def _set_module(model: nn.Module, dotted: str, new: nn.Module) -> None:
     setattr(parent, leaf, new)
 
 
+def _torchvision_cam_layer(net: nn.Module) -> str:
+    """Where CAM and feature maps look in a torchvision classifier (a dotted name inside ``net``).
+
+    CNNs: the top-level block that holds the last convolution of the main path (auxiliary
+    classifiers such as GoogLeNet's ``aux2`` do not run in eval mode); the last block when that
+    is a ``ModuleList`` (MaxViT), which is never called as a whole. Transformers: the last
+    encoder block's first LayerNorm for ViT (the tokens, as for cvpipe's own ViT, not the patch
+    projection that holds the only convolution), and Swin's ``permute``, the first (B, C, H, W)
+    view of its channels-last (B, H, W, C) features.
+    """
+    import torchvision.models as tvm
+
+    if isinstance(net, tvm.VisionTransformer):
+        last = list(net.encoder.layers.named_children())[-1][0]
+        return f"encoder.layers.{last}.ln_1"
+    if isinstance(net, tvm.SwinTransformer):
+        return "permute"
+    last_conv = None
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Conv2d) and not any(part.lower().startswith("aux") for part in name.split(".")):
+            last_conv = name
+    if last_conv is None:
+        return ""
+    top = last_conv.split(".")[0]
+    block = getattr(net, top)
+    return f"{top}.{len(block) - 1}" if isinstance(block, nn.ModuleList) else top
+
+
 class TorchvisionClassifier(Classifier):
     """A torchvision classifier split at its last ``nn.Linear``.
 
     ``model`` is the torchvision network with that layer replaced by an identity, so it maps
     (B, C, H, W) to the pooled (B, num_features) vector; ``head`` is the layer itself.
     ``forward_features`` therefore returns pooled features (torchvision's forward pools
-    inside), and CAM uses the top-level block that holds the last convolution.
+    inside); CAM uses :func:`_torchvision_cam_layer`.
     """
 
     def __init__(self, arch: str, num_classes: int = 1000, in_chans: int = 3, **kwargs):
@@ -96,9 +124,8 @@ class TorchvisionClassifier(Classifier):
         self.num_classes = num_classes
         self.head = head if num_classes > 0 else nn.Identity()
         top = [n for n, _ in net.named_children()]
-        last_conv = _last_of_type(net, nn.Conv2d)
-        cam_top = last_conv.split(".")[0] if last_conv else ""
-        self.default_cam_layer = f"model.{cam_top}" if cam_top else ""
+        cam_layer = _torchvision_cam_layer(net)
+        self.default_cam_layer = f"model.{cam_layer}" if cam_layer else ""
         self.stem_names = ()
         self.stage_names = tuple(f"model.{n}" for n in top)
         self.head_names = ("head",)
