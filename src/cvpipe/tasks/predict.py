@@ -187,7 +187,7 @@ def _probabilities(trained: Trained, x: torch.Tensor, device: torch.device) -> t
 def _top_labels(trained: Trained, probs: torch.Tensor, topk: int, threshold: float, source: str) -> Prediction:
     if trained.multi_label:
         order = torch.argsort(probs, descending=True)
-        keep = [int(i) for i in order if probs[i] >= threshold]
+        keep = order[probs[order] >= threshold].tolist()
     else:
         keep = probs.topk(min(topk, probs.numel())).indices.tolist()
     return Prediction(source, [trained.classes[i] for i in keep], [round(float(probs[i]), 6) for i in keep])
