@@ -204,3 +204,19 @@ def test_check_input_size_names_the_fix_and_leaves_the_model_alone():
         check_input_size(create_model("vit_ti_16", img_size=32), (1, 3, 40, 40))
     assert model.training and all(m.training for m in model.modules())
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "name,options,message",
+    [
+        ("resnet18", {"foo": 1}, "does not take the option 'foo'"),
+        ("vit_ti_16", {"depth": 6}, "sets 'depth' itself"),  # the builder fixes it: not a TypeError traceback
+        ("mobilenet_v2", {"width_mult": "abc"}, "cannot be built with width_mult='abc'"),
+        ("vgg11", {"hidden": "x"}, "cannot be built with hidden='x'"),
+        ("tv:resnet18", {"num_classes_typo": 1}, "does not take the option"),
+    ],
+)
+def test_bad_model_options_are_config_errors(name, options, message):
+    with torch.device("meta"), pytest.raises(ConfigError, match=message) as info:
+        create_model(name, **options)
+    assert "\n" not in str(info.value)

@@ -38,9 +38,10 @@ def _unknown(arch: str, names: list[str], source: str) -> ConfigError:
     return ConfigError(f"model.name={source}:{arch}: {source} has no classification model {arch!r}{hint}")
 
 
-def _bad_option(name: str, err: TypeError) -> ConfigError:
-    bad = str(err).split("argument")[-1].strip() if "unexpected keyword" in str(err) else str(err)[:120]
-    return ConfigError(f"model {name} does not take the option {bad}; remove it from model settings")
+def _bad_option(name: str, err: Exception, options: dict) -> Exception:
+    from cvpipe.models.registry import option_error
+
+    return option_error(name, err, options) or err
 
 
 def _last_of_type(model: nn.Module, kind: type) -> Optional[str]:
@@ -105,8 +106,8 @@ class TorchvisionClassifier(Classifier):
             raise _unknown(arch, names, "tv")
         try:
             net = tvm.get_model(arch, weights=None, num_classes=max(num_classes, 1), **kwargs)
-        except TypeError as e:
-            raise _bad_option(f"tv:{arch}", e) from None
+        except (TypeError, ValueError) as e:
+            raise _bad_option(f"tv:{arch}", e, kwargs) from None
         self.arch = arch
         if in_chans != 3:
             first = next(n for n, m in net.named_modules() if isinstance(m, nn.Conv2d))
@@ -173,8 +174,8 @@ class TimmClassifier(Classifier):
             raise _unknown(arch, timm.list_models(), "timm")
         try:
             net = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
-        except TypeError as e:
-            raise _bad_option(f"timm:{arch}", e) from None
+        except (TypeError, ValueError) as e:
+            raise _bad_option(f"timm:{arch}", e, kwargs) from None
         self.model = net
         self.num_classes = num_classes
         self.num_features = int(getattr(net, "num_features", 0))

@@ -60,11 +60,30 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs
         raise ConfigError(f"unknown model {name!r}{hint}")
     try:
         return _MODELS[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
-    except TypeError as e:
-        if "unexpected keyword argument" not in str(e):
-            raise  # a bug, not a user's option
-        bad = str(e).split("argument")[-1].strip()
-        raise ConfigError(f"model {name} does not take the option {bad}; remove it from model settings") from None
+    except (TypeError, ValueError) as e:
+        error = option_error(name, e, kwargs)
+        if error is None:
+            raise  # no option was given: a bug, not the user's doing
+        raise error from None
+
+
+def option_error(name: str, err: Exception, options: dict) -> ConfigError | None:
+    """The ConfigError for a builder that rejected the user's ``options`` (None without options).
+
+    An option the builder does not know, one it sets itself (``depth`` of ``vit_ti_16``), or a
+    value of the wrong type or range (``width_mult: abc``) all come from model settings.
+    """
+    if not options:
+        return None
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "unexpected keyword argument" in text:
+        bad = text.split("argument")[-1].strip()
+        return ConfigError(f"model {name} does not take the option {bad}; remove it from model settings")
+    if "multiple values for keyword argument" in text:
+        bad = text.split("argument")[-1].strip()
+        return ConfigError(f"model {name} sets {bad} itself; remove it from model.kwargs or pick another model")
+    given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+    return ConfigError(f"model {name} cannot be built with {given} ({text[:160]}); check the model settings")
 
 
 def _load_zoo() -> None:
