@@ -17,7 +17,7 @@ from cvpipe.data.transforms import make_preprocess
 from cvpipe.engine.checkpoint import save_checkpoint
 from cvpipe.tasks.common import build_model
 
-from .synthetic import COLOURS, folder_dataset, multilabel_dataset
+from .synthetic import COLOURS, folder_dataset
 
 
 def untrained_checkpoint(path: Path, classes: list[str], multi_label: bool = False, **data) -> Path:
