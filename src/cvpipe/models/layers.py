@@ -7,8 +7,8 @@ architecture's default".
 
 - Activations: relu, relu6, leaky_relu (slope 0.01), prelu, elu, gelu, silu (= swish),
   hard_swish, hard_sigmoid, sigmoid, tanh, identity.
-- Norms for (B, C, H, W) maps: batchnorm (bn), groupnorm (gn: 32 groups, or the largest
-  divisor of C below that), layernorm (ln: over the channels of each pixel, as in ConvNeXt),
+- Norms for (B, C, H, W) maps: batchnorm (bn), groupnorm (gn: gcd(C, 32) groups, so 32 when
+  C is a multiple of 32), layernorm (ln: over the channels of each pixel, as in ConvNeXt),
   frozen_bn (fixed affine + statistics, torchvision's ``FrozenBatchNorm2d``), identity.
 """
 
@@ -94,7 +94,8 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 def group_norm(num_channels: int, num_groups: int = 32, eps: float = 1e-5) -> nn.GroupNorm:
-    """GroupNorm with ``num_groups`` groups, or the largest divisor of ``num_channels`` below it."""
+    """GroupNorm with gcd(``num_channels``, ``num_groups``) groups: ``num_groups`` when it divides
+    the channels, else the largest common divisor (C=48 gets 16 groups of 3, C=6 gets 2)."""
     groups = math.gcd(num_channels, num_groups)
     return nn.GroupNorm(groups, num_channels, eps=eps)
 
