@@ -114,6 +114,16 @@ def test_space_separated_label_file_with_spaces_in_file_names(tmp_path):
     assert rows == [("IMG 01.JPG", ["cat"]), ("b.jpg", ["dog"]), ("my photo 2.png", ["cat", "dog"])]
 
 
+def test_label_file_written_on_windows(tmp_path):
+    write_image(tmp_path / "images" / "sub" / "a.png")
+    write_image(tmp_path / "images" / "b.png")
+    write_image(tmp_path / "outside.png")
+    write_text(tmp_path / "labels.csv", "file,label\r\nsub\\a.png,cat\r\nb.png,dog\r\n..\\outside.png,dog\r\n")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert names_of(splits.train) == [("a.png", "cat"), ("b.png", "dog")]
+    assert [reason.split(": ", 1)[1] for _, reason in splits.skipped] == [f"the path leaves the image folder {tmp_path / 'images'}"]
+
+
 def test_label_csv_with_header_names_file_and_ids(tmp_path):
     for i in range(4):
         write_image(tmp_path / f"img{i}.png", seed=i)

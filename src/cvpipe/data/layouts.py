@@ -189,6 +189,8 @@ def read_labelfile(root: Path, cfg) -> Listing:
         for lineno, cells in rows:
             where = f"{label_file.name} line {lineno}"
             name = cells[0]
+            if "\\" in name and not (image_dir / name).is_file():
+                name = name.replace("\\", "/")  # written on Windows: sub\img.jpg
             path = _inside(image_dir, name)
             if path is None:
                 listing.skipped.append((name, f"{where}: the path leaves the image folder {image_dir}"))
