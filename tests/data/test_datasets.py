@@ -134,6 +134,15 @@ def test_label_csv_with_header_names_file_and_ids(tmp_path):
     assert names_of(splits.train) == [("img0.png", "yak"), ("img1.png", "ant"), ("img2.png", "zebra"), ("img3.png", "yak")]
 
 
+def test_label_csv_with_more_columns_reads_the_label_column(tmp_path):
+    for i in range(3):
+        write_image(tmp_path / f"{i}.png", seed=i)
+    write_text(tmp_path / "meta.csv", "file,Label,source\n0.png,cat,flickr\n1.png,dog,web\n2.png,cat,web\n")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert not splits.multi_label and splits.classes == ["cat", "dog"]
+    assert names_of(splits.train) == [("0.png", "cat"), ("1.png", "dog"), ("2.png", "cat")]
+
+
 def test_label_csv_multi_hot_header(tmp_path):
     for i in range(4):
         write_image(tmp_path / "pics" / f"{i}.png", seed=i)

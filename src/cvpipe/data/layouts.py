@@ -5,7 +5,8 @@
 - ``labelfile``: an image folder plus a label file at the root: ``name label`` lines (space or
   comma separated, ``#`` comments) or a CSV with or without a header. Several labels on a
   line make a multi-label sample; a CSV whose label columns are all 0/1 under a header
-  (``file,cat,dog``) is read as multi-hot with the header as the class names. Label files
+  (``file,cat,dog``) is read as multi-hot with the header as the class names; a header that
+  names one label column among others (``file,label,source``) keeps only that column. Label files
   named ``train``/``val``/``test`` (``.txt`` or ``.csv``) give the splits.
 - ``pertxt``: one label ``.txt`` per image, beside it or in a ``labels/`` folder mirroring
   ``images/``; it holds a class (``3`` or ``cat``), several (``0 2``, ``cat dog``), or a
@@ -43,6 +44,7 @@ SPLIT_ALIASES = {
 }
 NAMES_FILES = ("classes.txt", "names.txt", "class_names.txt", "classes.names", "obj.names")
 LABEL_SUFFIXES = (".txt", ".csv")
+LABEL_COLUMNS = ("label", "labels", "class", "classes", "category", "tag", "tags", "target")  # header names
 # A space-separated line whose file name itself holds spaces ("IMG 01.jpg cat"): the name runs
 # up to the first image extension that is followed by whitespace or the end of the line.
 _SPACED_NAME = re.compile(
@@ -184,6 +186,8 @@ def read_labelfile(root: Path, cfg) -> Listing:
                 if header_names is not None and names != header_names:
                     raise DataError(f"{label_file}: its header columns differ from the other label files'")
                 header_names = names
+            else:
+                rows = _only_label_column(header, rows)
         records = listing.splits.setdefault(split, [])
         seen: dict[str, int] = {}
         for lineno, cells in rows:
@@ -205,6 +209,16 @@ def read_labelfile(root: Path, cfg) -> Listing:
             records.append(Record(path, _split_labels(cells[1:], cfg.multi_label), where))
     listing.header_names = header_names
     return listing
+
+
+def _only_label_column(header: list[str], rows: list[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
+    """With a header naming one label column among others (``file,label,source``), keep the file
+    and that column: the other columns (sources, notes, sizes) are not classes."""
+    columns = [i for i, h in enumerate(header) if i > 0 and h.strip().lower() in LABEL_COLUMNS]
+    if len(header) <= 2 or len(columns) != 1:
+        return rows
+    col = columns[0]
+    return [(lineno, [cells[0], *cells[col : col + 1]]) for lineno, cells in rows]
 
 
 def _label_files(root: Path, cfg) -> dict[str, Path]:
