@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 import cvpipe
+from cvpipe.cli import main
 from cvpipe.config import load_config, to_dict
 from cvpipe.data.transforms import make_preprocess
 from cvpipe.engine.checkpoint import save_checkpoint
@@ -62,8 +63,6 @@ def test_eval_reads_other_data_the_way_the_model_predicts(tmp_path):
 
 
 def test_predict_keeps_one_annotated_image_per_input_and_fails_when_nothing_is_readable(tmp_path, capsys):
-    from cvpipe.cli import main
-
     ckpt = untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS))
     photos = folder_dataset(tmp_path / "photos", per_class=1)  # blue/blue_0.png, green/green_0.png, ...
     (photos / "red" / "red_0.png").rename(photos / "red" / "blue_0.png")  # same name, other folder
@@ -106,8 +105,6 @@ def test_a_file_named_like_a_video_that_is_not_one_is_one_line(tmp_path):
 
 
 def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
-    from cvpipe.cli import main
-
     ckpt = untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS))
     photos = folder_dataset(tmp_path / "photos", per_class=1)
     (tmp_path / "taken").write_text("a file where the output folder should go")
@@ -119,8 +116,6 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
 
 
 def test_no_validation_images_says_why(tmp_path, capsys):
-    from cvpipe.cli import main
-
     tiny = folder_dataset(tmp_path / "tiny", per_class=2)  # round(2 x 0.2) = 0 per class
     base = ["train", f"data.root={tiny}", "model.name=lenet", "data.workers=0", f"train.project={tmp_path / 'runs'}"]
     assert main(base) == 2
