@@ -92,3 +92,26 @@ def test_compare_methods_reports_each_method(edge_net):
     for scores in table.values():
         assert set(scores) == {"confidence_drop", "road", "p_original", "p_morf", "p_lerf"}
         assert scores["road"] > 0.2
+
+
+def test_multi_label_models_report_sigmoid_probabilities(small_cnn, tmp_path):
+    """A multi-label model scores each class with its own sigmoid: the CAM summary and ROAD
+    must use it, not a softmax over classes (which mixes in the other labels)."""
+    import csv
+
+    from cvpipe.explain.api import explain_images
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = small_cnn.eval()(x)
+    target = logits.argmax(1)
+    samples = [(f"img{i}", x[i], torch.rand(3, 32, 32)) for i in range(2)]
+    report = explain_images(small_cnn, samples, tmp_path, ["gradcam"], faithfulness=True, fractions=(0.5,),
+                            multi_label=True)  # fmt: skip
+    expected = logits.gather(1, target[:, None])[:, 0].sigmoid()
+    torch.testing.assert_close(torch.tensor([r.probability for r in report.records]), expected)
+    rows = list(csv.DictReader(open(report.summary_csv)))
+    assert [round(float(r["probability"]), 5) for r in rows] == [round(float(p), 5) for p in expected]
+    scores = road_score(small_cnn, x, torch.rand(2, 32, 32), target, (0.5,), multi_label=True)
+    torch.testing.assert_close(scores.original, expected)

@@ -8,7 +8,7 @@ and building the transform stay with the caller, so this works for any model and
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence, Union
 
@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from cvpipe.errors import ConfigError
 from cvpipe.explain.cam import CamResult, Target, canonical_method, compute_cam
-from cvpipe.explain.faithfulness import DEFAULT_FRACTIONS, road_score
+from cvpipe.explain.faithfulness import DEFAULT_FRACTIONS, class_probability, road_score
 from cvpipe.explain.features import capture_features, save_feature_grid
 from cvpipe.explain.render import save_cam_grid, save_cam_outputs
 
@@ -29,7 +29,7 @@ class CamRecord:
     image: str
     method: str
     target: str  # class name (or index when names are unknown)
-    probability: float  # softmax probability of the explained class
+    probability: float  # the model's probability of the explained class (sigmoid when multi-label)
     overlay: str
     map: str
     confidence_drop: Optional[float] = None  # ROAD scores, when faithfulness was asked for
@@ -70,6 +70,7 @@ def explain_images(
     grid_max: int = 16,
     alpha: float = 0.5,
     skip_unsupported: bool = False,
+    multi_label: bool = False,
 ) -> CamReport:
     """CAM overlays (``NAME_METHOD.png``), raw maps (``NAME_METHOD.npy``), ``cam_grid.png`` (the first
     ``grid_max`` images, one column per method) and ``cam_summary.csv`` in ``out_dir``.
@@ -81,6 +82,8 @@ def explain_images(
     extra forward passes and imputations per image and method).
     skip_unsupported: drop a method the model cannot support (CAM without a GAP + linear head)
     instead of failing; dropped methods are listed in ``CamReport.skipped``.
+    multi_label: the model scores each class with its own sigmoid; probabilities (summary,
+    titles, ROAD) are then sigmoids of the logits, not a softmax over classes.
     """
     methods = [canonical_method(m) for m in methods]
     out_dir = Path(out_dir)
@@ -110,8 +113,14 @@ def explain_images(
                 skipped[method] = str(error)
                 continue
             targets = result.targets.tolist()  # the next methods explain the same classes
+            if multi_label:
+                result = replace(result, probs=class_probability(result.logits, result.targets, multi_label=True))
             written = save_cam_outputs(result, display, out_dir, names, class_names, alpha)
-            scores = road_score(model, inputs, result.maps.to(device), result.targets, fractions) if faithfulness else None
+            scores = (
+                road_score(model, inputs, result.maps.to(device), result.targets, fractions, multi_label=multi_label)
+                if faithfulness
+                else None
+            )
             for i, name in enumerate(names):
                 t = int(result.targets[i])
                 records.append(

@@ -133,11 +133,13 @@ def road_score(
     noise: float = 0.01,
     seed: int = 0,
     batch_size: int = 32,
+    multi_label: bool = False,
 ) -> Faithfulness:
     """ROAD MoRF / LeRF curves of ``maps`` for ``model``.
 
     inputs: (B, C, H, W) normalised model inputs. maps: (B, H, W) saliency at the same size.
     targets: (B,) class indices. The imputation noise is seeded, so scores are repeatable.
+    multi_label: the class probability is the sigmoid of its logit, not a softmax over classes.
     """
     if maps.shape[0] != inputs.shape[0] or maps.shape[-2:] != inputs.shape[-2:]:
         raise ValueError(f"maps {tuple(maps.shape)} must be (B, H, W) matching inputs {tuple(inputs.shape)}")
@@ -153,19 +155,28 @@ def road_score(
                 owners.append(i)
     targets = targets.to(device)
     with eval_mode(model):
-        original = _probabilities(model, inputs, targets, batch_size)
+        original = _probabilities(model, inputs, targets, batch_size, multi_label)
         batch = torch.stack(perturbed).to(device)
-        probs = _probabilities(model, batch, targets[torch.tensor(owners, device=device)], batch_size)
+        probs = _probabilities(model, batch, targets[torch.tensor(owners, device=device)], batch_size, multi_label)
     probs = probs.reshape(inputs.shape[0], 2, len(fractions))
     return Faithfulness(fractions, original.cpu(), probs[:, 0].cpu(), probs[:, 1].cpu())
 
 
-def _probabilities(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int) -> torch.Tensor:
+def _probabilities(
+    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, multi_label: bool = False
+) -> torch.Tensor:
     out = []
     for start in range(0, inputs.shape[0], batch_size):
         logits = model(inputs[start : start + batch_size]).float()
-        out.append(logits.softmax(1).gather(1, targets[start : start + batch_size, None])[:, 0])
+        out.append(class_probability(logits, targets[start : start + batch_size], multi_label))
     return torch.cat(out)
+
+
+def class_probability(logits: torch.Tensor, targets: torch.Tensor, multi_label: bool = False) -> torch.Tensor:
+    """(B, K) logits, (B,) class indices -> (B,) the model's probability of each class: softmax
+    over the classes, or for a multi-label model (one sigmoid per class) the sigmoid."""
+    chosen = logits.float().gather(1, targets[:, None])[:, 0]
+    return chosen.sigmoid() if multi_label else logits.float().softmax(1).gather(1, targets[:, None])[:, 0]
 
 
 def compare_methods(

@@ -91,7 +91,7 @@ def cam(
     with _run_dir(project, name) as out_dir:
         return explain_images(
             model, samples(), out_dir, methods, layer, target, trained.classes, faithfulness=faithfulness,
-            batch_size=batch_size, grid_max=grid, alpha=alpha, skip_unsupported=every,
+            batch_size=batch_size, grid_max=grid, alpha=alpha, skip_unsupported=every, multi_label=trained.multi_label,
         )  # fmt: skip
 
 
