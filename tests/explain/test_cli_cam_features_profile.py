@@ -154,3 +154,20 @@ def test_profile_user_errors_are_one_line(model, extra, message, capsys):
     assert main(["profile", model, *extra, "runs=0", "save=false"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cam_skips_a_broken_image_in_a_folder(folder_checkpoint, tmp_path, capsys):
+    """Like predict: one unreadable file does not stop the rest (nor leave a half-written run)."""
+    checkpoint, root = folder_checkpoint
+    images = tmp_path / "mixed"
+    images.mkdir()
+    good = next(root.rglob("*.jpg"))
+    (images / good.name).write_bytes(good.read_bytes())
+    (images / "broken.png").write_bytes(b"not a png")
+    assert main(["cam", str(checkpoint), str(images), f"project={tmp_path / 'cam'}"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped: image" in out and "broken.png" in out and "1 images explained" in out
+    assert (tmp_path / "cam" / "exp" / "cam_summary.csv").exists()
+    (images / good.name).unlink()
+    assert main(["cam", str(checkpoint), str(images), f"project={tmp_path / 'cam'}"]) == 2
+    assert "broken.png" in capsys.readouterr().err

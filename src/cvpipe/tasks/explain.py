@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
-from cvpipe.errors import ConfigError
+from cvpipe.errors import ConfigError, DataError
 from cvpipe.tasks.common import Trained, check_at_least, device_for, increment_run_dir, load_trained
 
 PathLike = Union[str, Path]
@@ -58,6 +58,7 @@ def cam(
     """
     from cvpipe.data.image_io import read_image
     from cvpipe.data.transforms import denormalize
+    from cvpipe.engine.logger import get_logger
     from cvpipe.engine.progress import Progress
     from cvpipe.explain import METHODS
     from cvpipe.explain.api import explain_images
@@ -83,10 +84,22 @@ def cam(
             raise ConfigError(f"{source}: cam explains images, not videos or cameras")
         paths += found
 
+    unreadable: list[str] = []
+
     def samples():
         for path in Progress(paths, desc="cam", unit="img"):
-            x = trained.transform(read_image(path, mode=trained.image_mode))
+            try:
+                image = read_image(path, mode=trained.image_mode)
+            except DataError as error:
+                if len(paths) == 1:
+                    raise
+                get_logger().info(f"skipped: {error}")  # one broken file in a folder does not stop the rest
+                unreadable.append(str(error))
+                continue
+            x = trained.transform(image)
             yield Path(path).stem, x, denormalize(x, trained.preprocess)
+        if len(unreadable) == len(paths):
+            raise DataError(f"none of the {len(paths)} images could be read; the first: {unreadable[0]}")
 
     with _run_dir(project, name) as out_dir:
         return explain_images(
