@@ -143,7 +143,7 @@ def test_profile_a_checkpoint_and_a_model_name(digits_checkpoint, tmp_path, caps
 @pytest.mark.parametrize(
     "model,extra,message",
     [
-        ("vgg11", ["imgsz=16"], "vgg11 cannot run on a 3x16x16 (CxHxW) input"),  # pooled down to 0x0
+        ("lenet", ["imgsz=8"], "lenet cannot run on a 3x8x8 (CxHxW) input"),  # smaller than its 5x5 kernels
         ("tv:vit_b_32", ["imgsz=64"], "Expected 224"),  # torchvision's ViT takes one size only
         ("lenet", ["imgsz=0"], "imgsz=0"),
         ("lenet", ["in_chans=0"], "in_chans=0"),
