@@ -86,6 +86,24 @@ def test_prefixes_wrappers_and_formats(tmp_path, source):
         _same(target, source, x)
 
 
+def test_lightning_checkpoint_with_a_model_prefix_loads(tmp_path, source):
+    """A LightningModule holding the network as ``self.model`` saves ``state_dict`` keys
+    ``model.conv1.weight``...; the shared leading name is dropped because that fits the model."""
+    sd = {f"model.{k}": v for k, v in source.state_dict().items()}
+    torch.save({"state_dict": sd, "epoch": 3, "global_step": 30, "pytorch-lightning_version": "2.4"}, tmp_path / "l.ckpt")
+    target = create_model("resnet18", num_classes=10)
+    report = load_pretrained(target, tmp_path / "l.ckpt")
+    assert report.ok and not report.unexpected and report.prefix_removed == "model."
+    assert "without the 'model.' prefix" in str(report)
+    _same(target, source, torch.randn(1, 3, 32, 32))
+    # tv: models are themselves wrapped under "model."; their own keys still win
+    tv = create_model("tv:resnet18", num_classes=10)
+    wrapped = {f"model.{k}" if not k.startswith("fc.") else f"head.{k[3:]}": v for k, v in source.state_dict().items()}
+    torch.save(wrapped, tmp_path / "tv.pth")
+    report = load_pretrained(tv, tmp_path / "tv.pth")
+    assert report.ok and report.prefix_removed == ""
+
+
 def test_ema_weights_win_as_in_predict(tmp_path, source):
     """A cvpipe run with EMA validated, saved as best and predicts with ``ema.module``; timm's
     ``state_dict_ema`` is its default too. Fine-tuning from such a file must start from them."""

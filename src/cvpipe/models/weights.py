@@ -5,7 +5,8 @@
 them, as ``predict`` uses, else ``model``), never running code from the file
 (``weights_only=True``; safetensors holds tensors only). Then:
 
-1. strips the ``module.`` (DataParallel / DDP) and ``_orig_mod.`` (``torch.compile``) prefixes;
+1. strips the ``module.`` (DataParallel / DDP) and ``_orig_mod.`` (``torch.compile``) prefixes,
+   and a leading name all keys share when that fits the model better (Lightning's ``model.``);
 2. lets the model translate foreign layouts (``Classifier.adapt_state_dict``: e.g. timm ViT
    key names, a position embedding learnt at another resolution);
 3. adapts the first convolution when the file was trained on another number of input
@@ -44,6 +45,7 @@ class LoadReport:
 
     source: str
     entry: str = ""  # the file's entry the tensors came from (e.g. "ema.module"); "" for a bare state dict
+    prefix_removed: str = ""  # a leading name every key had (a Lightning module's "model."), dropped
     matched: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # in the model, not in the file: left at init
     unexpected: list[str] = field(default_factory=list)  # in the file, not in the model: ignored
@@ -57,7 +59,8 @@ class LoadReport:
         return not self.missing or set(self.missing) <= set(self.head_reset)
 
     def __str__(self) -> str:
-        entry = f" ({self.entry})" if self.entry else ""
+        notes = ([self.entry] if self.entry else []) + ([f"without the {self.prefix_removed!r} prefix"] if self.prefix_removed else [])
+        entry = f" ({', '.join(notes)})" if notes else ""
         lines = [
             f"pretrained weights from {self.source}{entry}: {len(self.matched)} tensors loaded, "
             f"{len(self.missing)} missing, {len(self.unexpected)} unexpected, "
@@ -167,6 +170,32 @@ def _under(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes if p)
 
 
+def _fit_names(model: nn.Module, state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> tuple[dict, str]:
+    """The file's tensors under the model's names, and the leading name dropped ("" if none).
+
+    The model translates foreign layouts itself (``adapt_state_dict``). When every key of the
+    file shares one leading name, as in a PyTorch Lightning module that holds the network as
+    ``self.model`` or ``self.net``, the translation is also tried without it; whichever version
+    fits more tensors (same name and shape) wins.
+    """
+    adapt = getattr(model, "adapt_state_dict", None)
+
+    def translate(sd: dict) -> dict:
+        return adapt(dict(sd)) if callable(adapt) else dict(sd)
+
+    def fits(sd: dict) -> int:
+        return sum(k in own and own[k].shape == v.shape for k, v in sd.items())
+
+    best, dropped = translate(state), ""
+    leading = {key.partition(".")[0] for key in state}
+    if len(leading) == 1 and all("." in key for key in state):
+        prefix = leading.pop() + "."
+        other = translate({key[len(prefix):]: value for key, value in state.items()})
+        if fits(other) > fits(best):
+            best, dropped = other, prefix
+    return best, dropped
+
+
 def load_pretrained(
     model: nn.Module,
     path: Union[str, Path],
@@ -185,11 +214,9 @@ def load_pretrained(
     target = getattr(model, "module", model)  # a DDP / DataParallel wrapper
     target = getattr(target, "_orig_mod", target)  # a compiled model
     state, entry = _read_state_dict(path)
-    adapt = getattr(target, "adapt_state_dict", None)
-    if callable(adapt):
-        state = adapt(dict(state))
     own = target.state_dict()
-    report = LoadReport(source=str(path), entry=entry)
+    state, prefix = _fit_names(target, state, own)
+    report = LoadReport(source=str(path), entry=entry, prefix_removed=prefix)
 
     # The stem: the first 4-D weight of the model (its first conv, or a ViT's patch projection).
     first_conv = next((k for k, v in own.items() if v.ndim == 4), None)
