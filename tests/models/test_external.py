@@ -86,6 +86,25 @@ def test_timm_model_follows_the_contract():
     assert not model.model.layer1[0].conv1.weight.requires_grad and model.model.fc.weight.requires_grad
 
 
+def test_timm_channels_last_model_gives_spatial_cam_maps():
+    """timm's Swin ends in (B, H, W, C): read as (B, C, H, W) that made a 2x192 'map'."""
+    pytest.importorskip("timm")
+    from cvpipe.explain import compute_cam
+
+    model = create_model("timm:swin_tiny_patch4_window7_224", num_classes=3, embed_dim=24, depths=(1, 1, 1, 1),
+                         num_heads=(1, 1, 1, 1), img_size=(64, 96), window_size=2).eval()  # fmt: skip
+    x = torch.randn(2, 3, 64, 96)
+    with torch.inference_mode():
+        reference = model.model(x)
+        torch.testing.assert_close(model(x), reference)
+        features = model.forward_features(x)
+        assert features.shape == (2, 192, 2, 3)  # the contract's (B, C, H, W)
+        torch.testing.assert_close(model.forward_head(features), reference)
+    assert model.default_cam_layer == "to_nchw"
+    (grid,) = compute_cam(model, x, "gradcam").layer_maps.values()
+    assert grid.shape == (2, 2, 3)
+
+
 def test_unknown_external_names_are_config_errors():
     with pytest.raises(ConfigError, match="did you mean resnet18"):
         create_model("tv:resnet19")

@@ -161,6 +161,17 @@ class TorchvisionClassifier(Classifier):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
 
+class _Permute(nn.Module):
+    """``x.permute(*dims)`` as a module, so hooks can see the permuted tensor."""
+
+    def __init__(self, *dims: int):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(*self.dims)
+
+
 class TimmClassifier(Classifier):
     """A timm model (which already has the contract's methods) with cvpipe's part names added."""
 
@@ -183,7 +194,11 @@ class TimmClassifier(Classifier):
         head = cfg.get("classifier", "")
         head = head if isinstance(head, str) else head[0]
         info = [f["module"] for f in getattr(net, "feature_info", []) if f.get("module")]
-        self.default_cam_layer = f"model.{info[-1]}" if info else ""
+        # Channels-last models (timm's Swin, MambaOut) end their features in (B, H, W, C); CAM and
+        # feature maps read (B, C, H, W), so those features pass through ``to_nchw`` (the CAM
+        # layer) and are turned back before timm's head: same maths, one view each way.
+        self.to_nchw = _Permute(0, 3, 1, 2) if str(getattr(net, "output_fmt", "")) == "NHWC" else None
+        self.default_cam_layer = "to_nchw" if self.to_nchw is not None else f"model.{info[-1]}" if info else ""
         self.stem_names = ()
         self.stage_names = tuple(f"model.{m}" for m in info)
         self.head_names = (f"model.{head}",) if head else ()
@@ -195,13 +210,16 @@ class TimmClassifier(Classifier):
         return {"model." + k: v for k, v in state_dict.items()}
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(x)
+        features = self.model.forward_features(x)
+        return features if self.to_nchw is None else self.to_nchw(features)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        if self.to_nchw is not None:
+            x = x.permute(0, 2, 3, 1)  # back to timm's (B, H, W, C)
         return self.model.forward_head(x, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.model(x) if self.to_nchw is None else self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
