@@ -63,7 +63,7 @@ def _sdpa_macs(args, kwargs, out) -> int:
 
 
 def _native_mha_macs(args, kwargs, out) -> int:
-    query, key, value, embed_dim = args[0], args[1], args[2], int(args[3])
+    query, key, embed_dim = args[0], args[1], int(args[3])  # value has the shape of key
     batch = query.shape[0] if query.ndim == 3 else 1
     lq, lk = query.shape[-2], key.shape[-2]
     projections = batch * (lq + 2 * lk) * embed_dim * embed_dim + batch * lq * embed_dim * embed_dim
