@@ -122,3 +122,29 @@ def test_no_validation_images_says_why(tmp_path, capsys):
     assert "round(images x data.val_split=0.2) to validation, which is 0 for every class" in capsys.readouterr().err
     assert main([*base, "data.val_split=0"]) == 2
     assert "no val/ folder or val label file and data.val_split is 0" in capsys.readouterr().err
+
+
+def test_settings_that_cannot_work_fail_in_one_line_before_training(tmp_path, capsys):
+    data = folder_dataset(tmp_path / "data", per_class=5)
+    base = ["train", f"data.root={data}", "data.workers=0", f"train.project={tmp_path / 'runs'}", "train.epochs=1"]
+    # VGG-11 pools 32x: a 16 px image leaves nothing for the last pooling layer
+    assert main([*base, "model.name=vgg11", "data.augment.image_size=16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "vgg11 cannot run on a 3x16x16" in err and "data.augment.image_size" in err, err
+    # a missing pretrained file is found before a run folder is made
+    assert main([*base, "model.name=lenet", f"model.pretrained={tmp_path / 'absent.pt'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model.pretrained=" in err and "no such file" in err, err
+    assert not (tmp_path / "runs" / "exp2").exists()
+
+
+def test_an_unknown_cam_method_fails_before_evaluating(tmp_path, capsys):
+    ckpt = untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS))
+    assert main(["eval", str(ckpt), "cam=2", "cam_method=gradkam", f"project={tmp_path / 'ev'}"]) == 2
+    assert "unknown CAM method 'gradkam'" in capsys.readouterr().err
+    assert not (tmp_path / "ev").exists()
+
+
+def test_a_closed_pipe_ends_quietly():
+    done = subprocess.run(f"{sys.executable} -m cvpipe models | head -1", shell=True, capture_output=True, text=True)
+    assert done.stdout.startswith("model") and done.stderr == "", done.stderr

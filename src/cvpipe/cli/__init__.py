@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from cvpipe.errors import CvpipeError
@@ -59,7 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe (`cvpipe models | head`) is met here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader stopped listening: not an error of ours. Point stdout at devnull so the
+        # interpreter's final flush cannot print a traceback; 141 = killed by SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except CvpipeError as e:
         if args.debug:
             raise

@@ -72,6 +72,10 @@ def evaluate(
         split = "val" if data is None else "all"
     if split not in SPLITS:
         raise ConfigError(f"split={split!r}: use one of {', '.join(SPLITS)}")
+    if cam:
+        from cvpipe.explain.cam import canonical_method
+
+        cam_method = canonical_method(cam_method)  # a typo fails now, not after the whole evaluation
     trained = checkpoint if isinstance(checkpoint, Trained) else load_trained(checkpoint)
     cfg = _data_config(trained, data, overrides)
     splits = build_splits(cfg.data, trained.in_chans)

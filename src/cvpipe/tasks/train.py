@@ -100,7 +100,7 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
     from cvpipe.engine.losses import build_loss, class_weights_from_config
     from cvpipe.engine.optim import build_optimizer
     from cvpipe.engine.schedules import build_scheduler
-    from cvpipe.models import finetune
+    from cvpipe.models import check_input_size, finetune
     from cvpipe.models.weights import load_pretrained
 
     t = cfg.train
@@ -157,6 +157,8 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
 
     num_classes = len(splits.classes)
     model = build_model(cfg, num_classes)
+    # An image too small for the network's pooling fails here, in one line, not mid-epoch.
+    check_input_size(model, (1, cfg.model.in_chans, *preprocess["image_size"]), setting="data.augment.image_size", name=cfg.model.name)
     if cfg.model.pretrained and resume_ckpt is None:
         report = load_pretrained(model, cfg.model.pretrained)
         logger.info(str(report))
@@ -310,6 +312,8 @@ def check_config(cfg: Config, world_size: int = 1) -> None:
         raise ConfigError(f"model.drop_rate={m.drop_rate}: a probability in [0, 1)")
     if ":" not in m.name and not is_model(m.name):
         create_model(m.name)  # raises the unknown-model error, with its suggestions
+    if m.pretrained and not t.resume and not Path(m.pretrained).expanduser().is_file():
+        raise ConfigError(f"model.pretrained={m.pretrained}: no such file; give the path of a .pt, .pth or .safetensors weights file")
     check_data_config(cfg.data, m.in_chans)
     validate_augment(cfg.data.augment)
 
