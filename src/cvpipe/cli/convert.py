@@ -55,7 +55,6 @@ def names_list(value):
     from pathlib import Path
 
     from cvpipe.detection.formats.classes import read_class_file
-
     from cvpipe.errors import ConfigError
 
     if not value:

@@ -18,7 +18,6 @@ from cvpipe.geometry.camera import (
 )
 from cvpipe.geometry.distortion import distort, distortion_jacobian, undistort_normalized
 from cvpipe.geometry.interpolation import resize
-from cvpipe.geometry.warp import optimal_new_camera_matrix, remap, undistort_image, undistort_rectify_map
 from cvpipe.geometry.rotation import (
     camera_center,
     invert_pose,
@@ -29,6 +28,7 @@ from cvpipe.geometry.rotation import (
     split_pose,
     transform_points,
 )
+from cvpipe.geometry.warp import optimal_new_camera_matrix, remap, undistort_image, undistort_rectify_map
 
 __all__ = [
     "back_project",

@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from cvpipe.errors import CvpipeError, ConfigError
+from cvpipe.errors import ConfigError, CvpipeError
 
 
 class Classifier(nn.Module, abc.ABC):
