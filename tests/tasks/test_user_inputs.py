@@ -148,3 +148,14 @@ def test_an_unknown_cam_method_fails_before_evaluating(tmp_path, capsys):
 def test_a_closed_pipe_ends_quietly():
     done = subprocess.run(f"{sys.executable} -m cvpipe models | head -1", shell=True, capture_output=True, text=True)
     assert done.stdout.startswith("model") and done.stderr == "", done.stderr
+
+
+def test_a_run_trained_on_a_relative_path_evaluates_from_any_folder(tmp_path, monkeypatch):
+    folder_dataset(tmp_path / "work" / "photos", per_class=6)
+    monkeypatch.chdir(tmp_path / "work")
+    result = cvpipe.train(None, ["data.root=photos", "model.name=lenet", "data.augment.image_size=24", "data.workers=0",
+                                 "train.epochs=1", "train.batch_size=8"])
+    assert load_config(str(result.run_dir / "config.yaml")).data.root == str(tmp_path / "work" / "photos")
+    monkeypatch.chdir(tmp_path)
+    report = cvpipe.evaluate(tmp_path / "work" / result.run_dir / "weights" / "best.pt", save=False)
+    assert report.metrics["images"] == len(COLOURS) * 6 - len(COLOURS) * 5  # the val split: 1 of 6 per class

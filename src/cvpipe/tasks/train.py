@@ -116,6 +116,8 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
     if info.is_main:
         logger.info(f"run folder: {run_dir}")
         splits = build_splits(cfg.data, cfg.model.in_chans)
+        if cfg.data.root != "digits":  # stored absolute, so eval finds the data from any folder
+            cfg.data.root = str(splits.root.resolve())
         logger.info(f"data: {splits.describe()}")
         for warning in splits.warnings:
             logger.warning(warning)
