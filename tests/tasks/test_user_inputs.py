@@ -159,3 +159,21 @@ def test_a_run_trained_on_a_relative_path_evaluates_from_any_folder(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     report = cvpipe.evaluate(tmp_path / "work" / result.run_dir / "weights" / "best.pt", save=False)
     assert report.metrics["images"] == len(COLOURS) * 6 - len(COLOURS) * 5  # the val split: 1 of 6 per class
+
+
+def test_an_image_that_breaks_during_training_in_a_worker_is_one_line(tmp_path, monkeypatch, capsys):
+    # the file passed the check, then became unreadable: the worker's error reaches the user
+    # as its own message, not as the worker's traceback that PyTorch wraps around it
+    from cvpipe.data import datasets
+    from cvpipe.errors import DataError
+
+    def vanished(path, mode):
+        raise DataError(f"{path}: no such file")
+
+    photos = folder_dataset(tmp_path / "photos", per_class=6)
+    monkeypatch.setattr(datasets, "read_image", vanished)  # forked workers inherit it
+    argv = ["train", f"data.root={photos}", "model.name=lenet", "data.augment.image_size=24", "data.workers=1",
+            "train.epochs=1", "train.batch_size=8", f"train.project={tmp_path / 'runs'}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cvpipe train: error: ") and err.count("\n") == 1 and ".png: no such file" in err, err

@@ -71,11 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     except CvpipeError as e:
         if args.debug:
             raise
-        print(f"cvpipe {args.command}: error: {e}", file=sys.stderr)
+        print(f"cvpipe {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cvpipe {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(error: CvpipeError) -> str:
+    """The message of ``error``; for one raised in a DataLoader worker, which PyTorch re-raises
+    with the worker's whole traceback as the message, only the original message."""
+    text = str(error)
+    if "Original Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]  # "cvpipe.errors.DataError: <message>"
+    return last.split(": ", 1)[1] if last.startswith("cvpipe.") and ": " in last else last
 
 
 def formatter(prog: str) -> argparse.HelpFormatter:
