@@ -460,3 +460,16 @@ def test_roboflow_coco_export_reads_per_split_and_yolo_output_uses_ultralytics_k
     assert cfg["split_names"] == {"images/valid": "valid", "images/extra": "extra"}  # for cvpipe to read back
     back = read_dataset(tmp_path / "yolo")
     assert sorted({im.split for im in back.images}) == ["train", "valid"] and back.num_objects == 2 * 3
+
+
+def test_voc_split_names_may_contain_underscores_and_per_class_lists_are_not_splits(tmp_path):
+    truth = draw_voc_dataset(tmp_path, n_images=4, seed=3)
+    main = tmp_path / "ImageSets" / "Main"
+    (main / "train.txt").rename(main / "train_small.txt")
+    stems = [Path(t["file"]).stem for t in truth]
+    # VOC's per-class list: every image, 1 / -1 for whether the class is in it
+    (main / "circle_train.txt").write_text("".join(f"{s} {1 if i % 2 else -1}\n" for i, s in enumerate(stems)))
+    ds = read_dataset(tmp_path, "voc")
+    assert sorted(ds.splits) == ["train_small", "val"]
+    assert {im.file_name: im.split for im in ds.images} == {
+        t["file"]: ("train_small" if t["split"] == "train" else "val") for t in truth}

@@ -13,8 +13,8 @@ Classes get ids ``1..K`` in the order given by ``classes`` (the reader's argumen
 ``classes.txt`` or ``labels.txt`` beside ``Annotations/``, or else sorted by name. An object
 whose name is not in an explicit class list is skipped with an issue.
 
-Splits: every ``ImageSets/Main/<split>.txt`` without an underscore (per-class lists like
-``dog_train.txt`` are not splits); ``trainval`` is skipped when ``train`` and ``val`` exist.
+Splits: every ``ImageSets/Main/<split>.txt`` except per-class lists (``dog_train.txt`` with
+``<name> <1|0|-1>`` lines); ``trainval`` is skipped when ``train`` and ``val`` exist.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ _IMAGE_KEYS = {"filename", "size", "object", "folder", "path"}
 
 def _read_splits(root: Path) -> dict[str, str]:
     main = root / "ImageSets" / "Main"
-    lists = {p.stem: p for p in sorted(main.glob("*.txt")) if "_" not in p.stem} if main.is_dir() else {}
+    lists = {p.stem: p for p in sorted(main.glob("*.txt")) if not _is_class_list(p)} if main.is_dir() else {}
     if "train" in lists and "val" in lists:
         lists.pop("trainval", None)
     split_of: dict[str, str] = {}
@@ -62,6 +62,20 @@ def _read_splits(root: Path) -> dict[str, str]:
             if line.split():
                 split_of.setdefault(line.split()[0], split)
     return split_of
+
+
+def _is_class_list(path: Path) -> bool:
+    """A per-class list (``dog_train.txt``: ``<name> <1|0|-1>`` lines), not a split: its stem
+    has an underscore and its first line two fields. ``train_small.txt`` is a split."""
+    if "_" not in path.stem:
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = next((line for line in f if line.strip()), "")
+    except OSError:
+        return False  # read (and reported) as a split list
+    fields = first.split()
+    return len(fields) == 2 and fields[1].lstrip("-").isdigit()
 
 
 def _text(node, tag: str) -> Optional[str]:
