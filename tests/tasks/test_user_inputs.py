@@ -122,6 +122,7 @@ def test_no_validation_images_says_why(tmp_path, capsys):
     assert "round(images x data.val_split=0.2) to validation, which is 0 for every class" in capsys.readouterr().err
     assert main([*base, "data.val_split=0"]) == 2
     assert "no val/ folder or val label file and data.val_split is 0" in capsys.readouterr().err
+    assert not any((tmp_path / "runs").iterdir())
 
 
 def test_settings_that_cannot_work_fail_in_one_line_before_training(tmp_path, capsys):
@@ -131,11 +132,12 @@ def test_settings_that_cannot_work_fail_in_one_line_before_training(tmp_path, ca
     assert main([*base, "model.name=vgg11", "data.augment.image_size=16"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "vgg11 cannot run on a 3x16x16" in err and "data.augment.image_size" in err, err
+    assert not (tmp_path / "runs" / "exp").exists()  # the run that never started leaves no folder
     # a missing pretrained file is found before a run folder is made
     assert main([*base, "model.name=lenet", f"model.pretrained={tmp_path / 'absent.pt'}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model.pretrained=" in err and "no such file" in err, err
-    assert not (tmp_path / "runs" / "exp2").exists()
+    assert not any((tmp_path / "runs").iterdir())
 
 
 def test_an_unknown_cam_method_fails_before_evaluating(tmp_path, capsys):

@@ -10,8 +10,9 @@ data and owns the run folder; every rank trains on its shard of each batch.
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -94,6 +95,40 @@ def train(config: ConfigSource = None, overrides: Sequence[str] = ()) -> TrainRe
 
 
 def _train(cfg: Config, info, device: torch.device) -> TrainResult:
+    t = cfg.train
+    check_config(cfg, info.world_size)
+    seed_everything(t.seed + info.rank, t.deterministic)
+    resume_ckpt = load_resume_checkpoint(t.resume) if t.resume else None
+
+    # Rank 0 owns the run folder. A new one is removed again when the run fails before training
+    # starts (no validation images, an image too small for the model, Ctrl-C during the file
+    # check): the corrected command gets the same name, and no run without weights is left.
+    run_dir, fresh = None, False
+    if info.is_main:
+        if t.resume:
+            run_dir = Path(t.resume).resolve().parent.parent
+        else:
+            fresh = not (t.exist_ok and (Path(t.project) / t.name).is_dir())
+            run_dir = increment_run_dir(t.project, t.name, t.exist_ok)
+    logger = RunLogger(run_dir, enabled=info.is_main)
+    try:
+        trainer = _prepare(cfg, info, device, run_dir, logger, resume_ckpt)
+    except BaseException:
+        logger.close()
+        if fresh:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    result = trainer.fit()
+    barrier()
+    if info.is_main:
+        _finish(result, run_dir, logger)
+    logger.close()
+    return result
+
+
+def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], logger: RunLogger, resume_ckpt):
+    """Data, model, loss, optimiser and the Trainer, ready to fit (resumed if ``resume_ckpt``).
+    Rank 0 checks every file once and writes the run's config; the others receive the result."""
     from cvpipe.data.datasets import build_splits
     from cvpipe.data.loaders import build_loader, class_counts
     from cvpipe.data.transforms import build_eval_transform, build_train_transform, make_preprocess, resolve_mean_std
@@ -104,15 +139,6 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
     from cvpipe.models.weights import load_pretrained
 
     t = cfg.train
-    check_config(cfg, info.world_size)
-    seed_everything(t.seed + info.rank, t.deterministic)
-    resume_ckpt = load_resume_checkpoint(t.resume) if t.resume else None
-
-    # Rank 0 owns the run folder and checks every file once; the others receive the result.
-    run_dir, splits = None, None
-    if info.is_main:
-        run_dir = Path(t.resume).resolve().parent.parent if t.resume else increment_run_dir(t.project, t.name, t.exist_ok)
-    logger = RunLogger(run_dir, enabled=info.is_main)
     if info.is_main:
         logger.info(f"run folder: {run_dir}")
         splits = build_splits(cfg.data, cfg.model.in_chans)
@@ -222,12 +248,7 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
         f"training {cfg.model.name} on {len(splits.train)} images ({num_classes} classes), "
         f"validating on {len(splits.val)}; device {device}, {info.world_size} process(es), {t.precision}"
     )
-    result = trainer.fit()
-    barrier()
-    if info.is_main:
-        _finish(result, run_dir, logger)
-    logger.close()
-    return result
+    return trainer
 
 
 def _why_no_validation(data_cfg) -> str:
