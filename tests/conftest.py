@@ -4,6 +4,13 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
+
+# Property tests draw the same examples on every run, so CI cannot go red by chance;
+# HYPOTHESIS_PROFILE=explore draws fresh ones when hunting for bugs.
+settings.register_profile("default", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The suite runs one pytest worker per core; more intra-op threads than cores makes OpenMP

@@ -278,7 +278,9 @@ def test_constant_images_stay_constant(in_size, out_size, mode, align, antialias
     if as_uint8:
         assert (out == value).all()
     else:
-        torch.testing.assert_close(out, torch.full_like(out, value), atol=1e-4, rtol=0)
+        # float32 weights sum to 1 only up to rounding, so the error grows with the value:
+        # a few ulps of 255 is about 1e-4.
+        torch.testing.assert_close(out, torch.full_like(out, value), atol=1e-5, rtol=4e-6)
 
 
 @settings_
