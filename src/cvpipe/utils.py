@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 
 import torch.nn as nn
 
@@ -38,3 +40,15 @@ def natural_key(text: str) -> tuple:
     """
     parts = tuple((0, int(p), "") if p.isdigit() else (1, 0, p.casefold()) for p in re.split(r"(\d+)", text) if p)
     return parts, text
+
+
+def can_draw_bar() -> bool:
+    """True when stderr is a terminal a bar fits on. A pseudo-terminal that reports zero
+    columns (some containers, `script` without a size) gets plain lines instead: tqdm would
+    draw nothing there and the user would see no progress at all."""
+    if not sys.stderr.isatty():
+        return False
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError):
+        return False

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from cvpipe.data.digits import digits_root
 from cvpipe.data.image_io import TRUNCATED_ALLOWED_MESSAGE, check_image, read_image, truncated_images_allowed
 from cvpipe.data.layouts import LAYOUTS, READERS, Listing, Record, detect_layout, natural_key, read_names
 from cvpipe.errors import ConfigError, DataError
+from cvpipe.utils import can_draw_bar
 
 PathLike = Union[str, Path]
 SPLITS = ("train", "val", "test")
@@ -411,7 +411,7 @@ def check_images(paths: Sequence[PathLike], desc: str = "checking images") -> di
     if truncated_images_allowed():
         raise DataError(TRUNCATED_ALLOWED_MESSAGE)
     paths = [str(p) for p in paths]
-    show = len(paths) >= 500 and os.environ.get("RANK", "0") == "0" and sys.stderr.isatty()
+    show = len(paths) >= 500 and os.environ.get("RANK", "0") == "0" and can_draw_bar()
     workers = min(32, 2 * (os.cpu_count() or 1))
     problems: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from typing import Iterable, Iterator, Optional
 
 from tqdm import tqdm
+
+from cvpipe.utils import can_draw_bar
 
 
 def format_seconds(seconds: float) -> str:
@@ -43,7 +44,7 @@ class Progress:
         self.logger = logger or logging.getLogger("cvpipe")
         self.unit = unit
         self.stats: dict[str, str] = {}
-        self.tty = enabled and sys.stderr.isatty()
+        self.tty = enabled and can_draw_bar()
         self._bar = None
         self._count = 0
         self._start = time.perf_counter()
