@@ -25,3 +25,11 @@ def test_no_match_is_a_one_line_error(capsys):
     assert main(["models", "nothing*"]) == 2
     err = capsys.readouterr().err
     assert "no model matches" in err and err.count("\n") == 1
+
+
+def test_a_plain_word_matches_anywhere_in_the_name_ignoring_case(capsys):
+    assert main(["models", "ResNet"]) == 0
+    out = capsys.readouterr().out
+    assert "\nresnet18 " in out and "\nresnet50 " in out and "\nvgg11 " not in out
+    assert list_models("vit_b*") == ["vit_b_16", "vit_b_32"]  # a glob still matches whole names
+    assert list_models("b_16") == ["vit_b_16"]

@@ -11,12 +11,13 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "models",
         help="list the model zoo with parameter counts",
-        description="List every registered model (or those matching a shell-style PATTERN, e.g. 'resnet*')\n"
+        description="List every registered model, or those whose name contains PATTERN ('resnet') or matches\n"
+        "it as a shell-style pattern ('resnet*', 'vgg1?'), ignoring case,\n"
         "with its parameter count. Models outside the zoo are reached as tv:<name> (torchvision)\n"
         "and timm:<name> (timm), e.g. model.name=tv:convnext_tiny.",
         formatter_class=formatter,
     )
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style name filter, e.g. 'vit*' (default: all)")
+    p.add_argument("pattern", nargs="?", default="*", help="a word in the name ('vit') or a shell-style pattern ('vit_*') (default: all)")
     p.add_argument("--num-classes", type=int, default=1000, help="classes the head is built for (default: 1000)")
     p.add_argument("--in-chans", type=int, default=3, help="input channels the stem is built for (default: 3)")
     p.set_defaults(func=run)

@@ -29,14 +29,36 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered names matching a shell-style pattern, in natural order (resnet18 < resnet101)."""
+    """Registered names matching ``pattern``, in natural order (resnet18 < resnet101).
+
+    A shell-style pattern (``resnet*``, ``vgg1?``) matches whole names; a plain word matches
+    anywhere in the name (``resnet`` finds resnet18 and se_resnet50). Case is ignored."""
     _load_zoo()
-    return sorted((n for n in _MODELS if fnmatch.fnmatch(n, pattern)), key=natural_key)
+    pattern = pattern.lower()
+    if not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
+    return sorted((n for n in _MODELS if fnmatch.fnmatchcase(n.lower(), pattern)), key=natural_key)
 
 
 def is_model(name: str) -> bool:
     _load_zoo()
     return name in _MODELS
+
+
+def check_model_name(name: str) -> None:
+    """ConfigError (with suggestions) unless ``name`` is a zoo model, ``tv:<arch>`` or
+    ``timm:<arch>`` that exists; nothing is built."""
+    _load_zoo()
+    if ":" in name:
+        from cvpipe.models.external import check_external_name
+
+        check_external_name(name)
+    elif name not in _MODELS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; run `cvpipe models` to list them"
+        raise ConfigError(f"unknown model {name!r}{hint}")
 
 
 def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> nn.Module:
@@ -52,12 +74,7 @@ def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs
         from cvpipe.models.external import create_external
 
         return create_external(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
-    if name not in _MODELS:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; run `cvpipe models` to list them"
-        raise ConfigError(f"unknown model {name!r}{hint}")
+    check_model_name(name)
     try:
         return _MODELS[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
     except (TypeError, ValueError) as e:
