@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import cvpipe
@@ -138,6 +139,38 @@ def test_settings_that_cannot_work_fail_in_one_line_before_training(tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model.pretrained=" in err and "no such file" in err, err
     assert not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lr=-0.1", "optim.lr must be > 0"),
+        ("optim.name=adm", "did you mean adam?"),
+        ("data.root=nope", "data.root nope: no such folder"),
+        ("model.name=tv:resnet_18", "did you mean resnet18"),
+        ("model.name=tx:resnet18", "unknown prefix 'tx'"),
+        ("train.batch_size=0", "train.batch_size=0: must be at least 1"),
+    ],
+)
+def test_a_setting_no_data_could_fix_fails_before_a_run_folder_exists(tmp_path, capsys, override, message):
+    data = folder_dataset(tmp_path / "data", per_class=2)
+    runs = tmp_path / "runs"
+    assert main(["train", f"data.root={data}", "model.name=lenet", f"train.project={runs}", override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_a_run_stopped_before_its_first_validation_does_not_point_at_a_missing_best_pt(tmp_path, capsys):
+    from cvpipe.engine.logger import RunLogger
+    from cvpipe.engine.trainer import TrainResult
+    from cvpipe.tasks.train import _finish
+
+    logger = RunLogger(tmp_path / "run", tensorboard=False)
+    _finish(TrainResult(tmp_path / "run", None, -1, "val/acc", 0, stopped="interrupted"), tmp_path / "run", logger)
+    logger.close()
+    out = capsys.readouterr().out
+    assert "resume=" in out and "no best.pt yet" in out and "best.pt;" not in out and "n/a" not in out
 
 
 def test_an_unknown_cam_method_fails_before_evaluating(tmp_path, capsys):

@@ -304,9 +304,12 @@ class _LabelEncoder:
 
 
 def check_data_config(cfg, in_chans: int = 3) -> None:
-    """ConfigError naming the key for a ``data`` setting that no dataset could satisfy; reads
-    no files, so it can run before anything is created."""
+    """ConfigError naming the key for a ``data`` setting that no dataset could satisfy (and
+    DataError for a root that is not a folder); reads no files, so it can run before anything
+    is created."""
     image_mode(in_chans)
+    if cfg.root != "digits":  # the embedded digits are materialised later, on first use
+        resolve_root(cfg.root)
     if cfg.layout != "auto" and cfg.layout not in LAYOUTS:
         raise ConfigError(f"data.layout {cfg.layout!r}: use auto, {', '.join(LAYOUTS)}")
     for key in ("val_split", "test_split"):

@@ -136,6 +136,25 @@ def param_groups(
     return list(groups.values())
 
 
+def check_optim_config(cfg: OptimConfig) -> str:
+    """The optimiser's lower-case name, or a ConfigError naming the setting that no model
+    could make right (unknown name, with a suggestion; lr <= 0; negative decay; bad betas)."""
+    name = cfg.name.lower()
+    if name not in OPTIMIZERS:
+        close = difflib.get_close_matches(name, OPTIMIZERS, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]}?" if close else f"choose one of {', '.join(OPTIMIZERS)}"
+        raise ConfigError(f"optim.name {cfg.name!r} is not an optimiser; {hint}")
+    if cfg.lr <= 0:
+        raise ConfigError(f"optim.lr must be > 0, got {cfg.lr}")
+    if cfg.weight_decay < 0:
+        raise ConfigError(f"optim.weight_decay must be >= 0, got {cfg.weight_decay}")
+    if name == "sgd" and cfg.nesterov and cfg.momentum <= 0:
+        raise ConfigError("optim.nesterov needs optim.momentum > 0")
+    if name in ("adam", "adamw") and (len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas)):
+        raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {cfg.betas}")
+    return name
+
+
 def build_optimizer(
     model: nn.Module,
     cfg: OptimConfig,
@@ -153,25 +172,13 @@ def build_optimizer(
     ``model.named_parameters()`` of the unwrapped model). Raises :class:`ConfigError` for an
     unknown name (with a suggestion), impossible values, or a model with nothing to train.
     """
-    name = cfg.name.lower()
-    if name not in OPTIMIZERS:
-        close = difflib.get_close_matches(name, OPTIMIZERS, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]}?" if close else f"choose one of {', '.join(OPTIMIZERS)}"
-        raise ConfigError(f"optim.name {cfg.name!r} is not an optimiser; {hint}")
-    if cfg.lr <= 0:
-        raise ConfigError(f"optim.lr must be > 0, got {cfg.lr}")
-    if cfg.weight_decay < 0:
-        raise ConfigError(f"optim.weight_decay must be >= 0, got {cfg.weight_decay}")
+    name = check_optim_config(cfg)
     groups = param_groups(model, cfg.weight_decay, cfg.lr, cfg.decay_norm_and_bias, lr_scale)
     if not groups:
         raise ConfigError("the model has no trainable parameters; check model.freeze / model.freeze_stages")
     if name == "sgd":
-        if cfg.nesterov and cfg.momentum <= 0:
-            raise ConfigError("optim.nesterov needs optim.momentum > 0")
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if name in ("adam", "adamw"):
-        if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
-            raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {cfg.betas}")
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
         return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
     if name == "rmsprop":

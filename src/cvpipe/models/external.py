@@ -20,16 +20,35 @@ from cvpipe.errors import ConfigError
 from cvpipe.models.base import Classifier
 
 
-def create_external(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> Classifier:
-    """Build ``tv:<name>`` or ``timm:<name>`` with random weights, wrapped in the cvpipe contract."""
+def check_external_name(name: str) -> tuple[str, str]:
+    """``(source, arch)`` of ``tv:<arch>`` / ``timm:<arch>``, or a ConfigError saying what is
+    wrong (no such prefix or architecture, timm not installed), without building anything."""
     source, _, arch = name.partition(":")
+    if source not in ("tv", "timm"):
+        raise ConfigError(f"model.name={name!r}: unknown prefix {source!r}; use tv: or timm:")
     if not arch:
         raise ConfigError(f"model.name={name!r}: give the architecture after the prefix, e.g. tv:resnet18")
     if source == "tv":
-        return TorchvisionClassifier(arch, num_classes, in_chans, **kwargs)
-    if source == "timm":
-        return TimmClassifier(arch, num_classes, in_chans, **kwargs)
-    raise ConfigError(f"model.name={name!r}: unknown prefix {source!r}; use tv: or timm:")
+        import torchvision.models as tvm
+
+        names = tvm.list_models(module=tvm)
+        if arch not in names:
+            raise _unknown(arch, names, "tv")
+        return source, arch
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError(f"model.name=timm:{arch} needs timm: pip install timm") from None
+    if not timm.is_model(arch):
+        raise _unknown(arch, timm.list_models(), "timm")
+    return source, arch
+
+
+def create_external(name: str, num_classes: int = 1000, in_chans: int = 3, **kwargs) -> Classifier:
+    """Build ``tv:<name>`` or ``timm:<name>`` with random weights, wrapped in the cvpipe contract."""
+    source, arch = check_external_name(name)
+    builder = TorchvisionClassifier if source == "tv" else TimmClassifier
+    return builder(arch, num_classes, in_chans, **kwargs)
 
 
 def _unknown(arch: str, names: list[str], source: str) -> ConfigError:
@@ -101,9 +120,7 @@ class TorchvisionClassifier(Classifier):
         super().__init__()
         import torchvision.models as tvm
 
-        names = tvm.list_models(module=tvm)
-        if arch not in names:
-            raise _unknown(arch, names, "tv")
+        check_external_name(f"tv:{arch}")
         try:
             net = tvm.get_model(arch, weights=None, num_classes=max(num_classes, 1), **kwargs)
         except (TypeError, ValueError) as e:
@@ -177,12 +194,9 @@ class TimmClassifier(Classifier):
 
     def __init__(self, arch: str, num_classes: int = 1000, in_chans: int = 3, **kwargs):
         super().__init__()
-        try:
-            import timm
-        except ImportError:
-            raise ConfigError(f"model.name=timm:{arch} needs timm: pip install timm") from None
-        if not timm.is_model(arch):
-            raise _unknown(arch, timm.list_models(), "timm")
+        check_external_name(f"timm:{arch}")
+        import timm
+
         try:
             net = timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
         except (TypeError, ValueError) as e:

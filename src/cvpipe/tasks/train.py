@@ -305,7 +305,8 @@ def check_config(cfg: Config, world_size: int = 1) -> None:
     unknown model), found without reading any file, before a run folder is created."""
     from cvpipe.data.datasets import check_data_config
     from cvpipe.data.transforms import validate_augment
-    from cvpipe.models import create_model, is_model
+    from cvpipe.engine.optim import check_optim_config
+    from cvpipe.models.registry import check_model_name
 
     t, m = cfg.train, cfg.model
     if t.precision not in ("fp32", "fp16", "bf16"):
@@ -317,7 +318,9 @@ def check_config(cfg: Config, world_size: int = 1) -> None:
             raise ConfigError(f"train.device {t.device!r}: use auto, cpu, cuda, cuda:N or mps") from None
     if t.epochs < 1:
         raise ConfigError("train.epochs must be at least 1")
-    if t.batch_size < world_size or t.batch_size % world_size:
+    if t.batch_size < 1:
+        raise ConfigError(f"train.batch_size={t.batch_size}: must be at least 1")
+    if t.batch_size % world_size:
         raise ConfigError(f"train.batch_size={t.batch_size} must divide evenly over {world_size} processes")
     if t.grad_accum < 1:
         raise ConfigError("train.grad_accum must be at least 1")
@@ -333,8 +336,8 @@ def check_config(cfg: Config, world_size: int = 1) -> None:
         raise ConfigError(f"train.metric={t.metric!r}: use auto, {', '.join(dict.fromkeys(BEST_METRICS[False] + BEST_METRICS[True]))}")
     if m.drop_rate is not None and not 0.0 <= m.drop_rate < 1.0:
         raise ConfigError(f"model.drop_rate={m.drop_rate}: a probability in [0, 1)")
-    if ":" not in m.name and not is_model(m.name):
-        create_model(m.name)  # raises the unknown-model error, with its suggestions
+    check_model_name(m.name)
+    check_optim_config(cfg.optim)
     if m.pretrained and not t.resume and not Path(m.pretrained).expanduser().is_file():
         raise ConfigError(f"model.pretrained={m.pretrained}: no such file; give the path of a .pt, .pth or .safetensors weights file")
     check_data_config(cfg.data, m.in_chans)
@@ -348,6 +351,9 @@ def _finish(result: TrainResult, run_dir: Path, logger: RunLogger) -> None:
         plot_training_curves(logger.metrics_csv, run_dir / "curves.png")
     if result.stopped == "interrupted":
         logger.info(f"interrupted; continue with: cvpipe train resume={run_dir / 'weights' / 'last.pt'}")
-    best = f"{result.best:.4f}" if result.best is not None else "n/a"
     logger.info(f"done in {result.seconds:.0f}s. run folder: {run_dir}")
-    logger.info(f"best {result.metric}: {best} (epoch {result.best_epoch}); weights: {run_dir / 'weights' / 'best.pt'}")
+    best_pt = run_dir / "weights" / "best.pt"
+    if result.best is not None and best_pt.exists():
+        logger.info(f"best {result.metric}: {result.best:.4f} (epoch {result.best_epoch}); weights: {best_pt}")
+    else:  # stopped before the first validation
+        logger.info("no epoch finished, so there is no best.pt yet")
