@@ -473,3 +473,31 @@ def test_voc_split_names_may_contain_underscores_and_per_class_lists_are_not_spl
     assert sorted(ds.splits) == ["train_small", "val"]
     assert {im.file_name: im.split for im in ds.images} == {
         t["file"]: ("train_small" if t["split"] == "train" else "val") for t in truth}
+
+def test_yolo_split_paths_that_leave_the_dataset_folder_are_refused(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "images").mkdir(parents=True)
+    (outside / "labels").mkdir()
+    Image.new("RGB", (40, 20)).save(outside / "images/secret.jpg")
+    (outside / "labels/secret.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    root = tmp_path / "ds"
+    (root / "images/train").mkdir(parents=True)
+    (root / "labels/train").mkdir(parents=True)
+    Image.new("RGB", (40, 20)).save(root / "images/train/a.jpg")
+    (root / "labels/train/a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    for value in ("../../outside/images", "../../../etc", "images/../../outside/images", str(outside / "images")):
+        (root / "data.yaml").write_text(f"train: images/train\nval: {value}\nnames: [a]\n")
+        with pytest.raises(DataError, match="val path .* leads outside the dataset folder"):
+            read_dataset(root)
+        with pytest.raises(DataError, match="leads outside"):
+            convert(root, tmp_path / "out", "yolo", "coco")
+        assert not (tmp_path / "out").exists()
+    # Roboflow's `../valid/images` beside the YAML means ./valid/images, never the folder above
+    (root / "data.yaml").write_text("train: images/train\nval: ../outside/images\nnames: [a]\n")
+    ds = read_dataset(root)
+    assert [im.file_name for im in ds.images] == ["a.jpg"]
+    assert [i.file for i in ds.issues] == [str(root / "outside/images")]
+    # an absolute path inside the dataset folder is fine
+    (root / "data.yaml").write_text(f"train: {root / 'images/train'}\nnames: [a]\n")
+    ds = read_dataset(root)
+    assert [im.file_name for im in ds.images] == ["a.jpg"] and not ds.issues

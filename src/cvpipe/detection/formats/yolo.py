@@ -3,7 +3,7 @@
 
 Classes come from a data YAML (``names`` as a list or ``{index: name}``; ``train``/``val``/
 ``test`` give image folders or ``.txt`` lists of images, relative to ``path`` or the YAML's
-folder) or from ``classes.txt``. cvpipe adds ``category_ids`` to the YAML so COCO ids survive
+folder, and refused when they lead outside that folder) or from ``classes.txt``. cvpipe adds ``category_ids`` to the YAML so COCO ids survive
 a trip through YOLO (Ultralytics ignores the key); without it index ``k`` becomes id ``k + 1``.
 Splits are written under Ultralytics' keys (``train2017`` under ``train``, ``valid`` under
 ``val``) with their names in ``split_names``, which is read back the same way.
@@ -97,18 +97,30 @@ def _names_from_yaml(cfg: dict, yaml_path: Path) -> Optional[list[Category]]:
     return as_categories([str(n) for n in names])
 
 
-def _split_sources(cfg: dict, base: Path, root: Path) -> list[tuple[str, Path]]:
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies in ``folder`` once ``..`` is resolved (lexically: a symlink the
+    dataset's owner placed inside the folder is followed, a ``../`` written in a file is not)."""
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+
+
+def _split_sources(cfg: dict, base: Path, root: Path, yaml_path: Optional[Path] = None) -> list[tuple[str, Path]]:
+    """(split, image folder or list) pairs. ``base`` is the dataset root (the YAML's ``path``,
+    else its folder): split paths that lead outside it are refused, as file names in
+    annotations are, so a downloaded YAML cannot make cvpipe read or copy other files."""
     sources = []
     names = cfg.get("split_names") if isinstance(cfg.get("split_names"), dict) else {}
     for key in SPLIT_KEYS:
         value = cfg.get(key)
         for item in (value if isinstance(value, list) else [value] if value else []):
             split = str(names.get(item, key))
-            p = Path(item)
-            if not p.is_absolute():
+            p = base / item  # an absolute item stays as it is
+            if not _inside(p, base) and item.startswith("../"):
                 # Roboflow exports write `train: ../train/images` next to train/; Ultralytics
-                # drops the leading ../ when the path does not exist as written
-                p = base / p if (base / p).exists() or not item.startswith("../") else base / item[3:]
+                # drops the leading ../ too
+                p = base / item[3:]
+            if not _inside(p, base):
+                raise DataError(f"{yaml_path}: {key} path {item!r} leads outside the dataset folder {base}; "
+                                "split paths must stay inside it (or set 'path' to the folder that holds them)")
             sources.append((split, p))
     if sources:
         return sources
@@ -185,7 +197,7 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
         b.issue(str(yaml_path), f"nc is {nc!r} but 'names' lists {len(from_yaml)} classes", level="warning")
     parsed = []
     label_files_used = set()
-    sources = _split_sources(cfg, base, root)
+    sources = _split_sources(cfg, base, root, yaml_path)
     for split, source in sources:
         for image_path, file_name in progress(_split_images(split, source, base, b), f"reading YOLO {split}".strip()):
             try:
