@@ -64,3 +64,28 @@ def test_truncated_checkpoint(tmp_path):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_legacy_torch_save_files_still_load_and_a_plain_pickle_is_named_as_such(tmp_path):
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"w": torch.arange(3)}, legacy, _use_new_zipfile_serialization=False)
+    assert torch.equal(load_checkpoint(legacy)["w"], torch.arange(3))
+    plain = tmp_path / "plain.pt"
+    plain.write_bytes(pickle.dumps({"w": [1, 2]}))
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_checkpoint(plain)
+
+
+def test_refusal_names_what_was_refused_without_torch_warnings(tmp_path, recwarn):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Evil()}, path)
+    with pytest.raises(CheckpointError, match="system") as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
+
+
+def test_a_run_folder_given_as_checkpoint_points_at_its_weights(tmp_path):
+    save_checkpoint({"w": torch.zeros(1)}, tmp_path / "run" / "weights" / "best.pt")
+    with pytest.raises(CheckpointError, match="is a folder.*did you mean .*weights/best.pt"):
+        load_checkpoint(tmp_path / "run")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Union
@@ -49,16 +50,22 @@ def load_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
     Raises :class:`CheckpointError` naming the file for a missing, truncated or unsafe file.
     """
     path = Path(path)
+    if path.is_dir():
+        inside = path / "weights" / "best.pt"
+        hint = f"did you mean {inside}?" if inside.is_file() else "give a .pt file, e.g. RUN/weights/best.pt"
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint; {hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if not _looks_like_torch_file(path):
         raise CheckpointError(f"{path}: not a PyTorch checkpoint (not a file written by torch.save); check the path")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol before refusing
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
         raise CheckpointError(
-            f"{path}: refused to load: it holds objects other than tensors and plain data ({first[:160]})"
+            f"{path}: refused to load: it holds objects other than tensors and plain data ({_unpickler_reason(e)}); "
+            "checkpoints are read with weights_only=True so that loading never runs code"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or not a PyTorch file: {str(e)[:120]})") from None
@@ -67,11 +74,25 @@ def load_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
     return obj
 
 
+# torch.save's legacy (pre-1.6) format opens with a protocol-2 pickle of a 10-byte magic number.
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a"
+
+
 def _looks_like_torch_file(path: Path) -> bool:
-    """torch.save writes a zip archive (or, in the legacy format, a pickle: first byte 0x80)."""
+    """torch.save writes a zip archive (``PK``), or in the legacy format a pickle that starts
+    with its magic number; a plain ``pickle.dump`` of anything is neither."""
     try:
         with open(path, "rb") as f:
             head = f.read(4)
     except OSError as e:
         raise CheckpointError(f"{path}: cannot be read ({e.strerror})") from None
-    return head.startswith(b"PK") or head[:1] == b"\x80"
+    return head.startswith(b"PK") or head == _LEGACY_MAGIC
+
+
+def _unpickler_reason(error: pickle.UnpicklingError) -> str:
+    """The line of torch's long weights-only message that names what was refused."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "Unsupported global" in line or "Unsupported operand" in line or line.startswith("Trying to"):
+            return line[:160]
+    return lines[-1][:160] if lines else "unsafe content"
