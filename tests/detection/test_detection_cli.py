@@ -135,3 +135,17 @@ def test_convert_of_a_source_with_nothing_readable_writes_nothing(tmp_path, caps
     out, err = capsys.readouterr()
     assert "cut.json: not valid JSON" in err and "nothing converted" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_a_format_whose_files_are_absent_is_one_line_naming_the_folder_and_the_likely_format(voc, tmp_path, capsys):
+    for argv in (["convert", str(voc), str(tmp_path / "out"), "--from", "txt", "--to", "coco"],
+                 ["check-detection", str(voc), "--format", "txt"],
+                 ["det-eval", str(voc), str(tmp_path / "r.json"), "--gt-format", "yolo"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(voc) in err and "is it a Pascal VOC dataset?" in err, err
+        assert "--format voc" in err
+    assert not (tmp_path / "out").exists()
+    assert main(["convert", str(voc), str(tmp_path / "txt"), "--to", "txt", "--images", "none"]) == 0
+    assert main(["check-detection", str(tmp_path / "txt"), "--format", "voc"]) == 2
+    assert "no Annotations/*.xml files" in capsys.readouterr().err

@@ -36,6 +36,11 @@ from cvpipe.ops.boxes import box_convert
 
 PathLike = Union[str, Path]
 
+
+class NoAnnotationFiles(DataError):
+    """A reader found none of the files its format expects (``--from txt`` on a VOC folder);
+    :func:`cvpipe.detection.read_dataset` adds which format the folder looks like."""
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 

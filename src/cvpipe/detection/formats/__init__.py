@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Optional
 
-from cvpipe.detection.annotations import DetectionDataset, ImageInfo, Issue
+from cvpipe.detection.annotations import DetectionDataset, ImageInfo, Issue, NoAnnotationFiles
 from cvpipe.detection.formats.coco import ROBOFLOW_NAME, read_coco, write_coco
 from cvpipe.detection.formats.txt import read_txt, write_txt
 from cvpipe.detection.formats.voc import read_voc, write_voc
@@ -21,6 +21,7 @@ from cvpipe.detection.formats.yolo import find_data_yaml, read_yolo, write_yolo
 from cvpipe.errors import DataError
 
 FORMATS = ("coco", "voc", "yolo", "txt")
+FORMAT_NAMES = {"coco": "COCO", "voc": "Pascal VOC", "yolo": "YOLO", "txt": "txt"}
 IMAGE_MODES = ("copy", "hardlink", "none")
 
 _READERS: dict[str, Callable] = {"coco": read_coco, "voc": read_voc, "yolo": read_yolo, "txt": read_txt}
@@ -77,7 +78,17 @@ def read_dataset(path, fmt: Optional[str] = None, *, classes=None, image_root=No
     fmt = _check_format(fmt or detect_format(path))
     if not Path(path).exists():
         raise DataError(f"{path}: no such file or folder")
-    return _READERS[fmt](path, image_root=image_root, classes=classes)
+    try:
+        return _READERS[fmt](path, image_root=image_root, classes=classes)
+    except NoAnnotationFiles as e:  # usually the wrong format for this folder: say which one it looks like
+        try:
+            other = detect_format(path)
+        except DataError:
+            raise e from None
+        if other == fmt:
+            raise
+        raise NoAnnotationFiles(f"{e}; is it a {FORMAT_NAMES[other]} dataset? give the format {other} "
+                                f"(--from / --format {other})") from None
 
 
 def image_placer(mode: str = "copy") -> Callable[[ImageInfo, Path], list[Issue]]:

@@ -30,6 +30,7 @@ from cvpipe.detection.annotations import (
     DetectionDataset,
     ImageInfo,
     Issue,
+    NoAnnotationFiles,
     convert_boxes,
     first_duplicate,
     format_number,
@@ -62,7 +63,7 @@ def find_annotation_files(path: Path) -> list[Path]:
     files = (sorted(folder.glob("instances*.json")) or sorted(folder.glob("*.json"))
              or sorted(folder.glob(f"*/{ROBOFLOW_NAME}")))
     if not files:
-        raise DataError(f"{path}: no COCO JSON found (expected annotations/instances_<split>.json)")
+        raise NoAnnotationFiles(f"{path}: no COCO JSON found (expected annotations/instances_<split>.json)")
     return files
 
 

@@ -20,6 +20,7 @@ from cvpipe.detection.annotations import (
     DetectionDataset,
     ImageInfo,
     Issue,
+    NoAnnotationFiles,
     convert_boxes,
     first_duplicate,
     list_images,
@@ -56,7 +57,9 @@ def read_txt(path, image_root=None, classes=None) -> DetectionDataset:
     root = Path(path)
     ann_dir, image_dir = root / "Annotations", root / "JPEGImages"
     if not ann_dir.is_dir():
-        raise DataError(f"{root}: no Annotations/ folder (not a txt detection dataset)")
+        raise NoAnnotationFiles(f"{root}: no Annotations/ folder (not a txt detection dataset)")
+    if not any(next(d.rglob("*.txt"), None) for d in (ann_dir, root / "Annotations_ignore") if d.is_dir()):
+        raise NoAnnotationFiles(f"{root}: no Annotations/*.txt label files (the txt format has one per image)")
     categories = as_categories(classes) or read_class_file(root / "classes.txt")
     b = DatasetBuilder(categories or [], format="txt")
 

@@ -35,6 +35,7 @@ from cvpipe.detection.annotations import (
     DetectionDataset,
     ImageInfo,
     Issue,
+    NoAnnotationFiles,
     first_duplicate,
     format_number,
     list_images,
@@ -129,9 +130,11 @@ def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> 
     root = Path(path)
     ann_dir = root / "Annotations"
     if not ann_dir.is_dir():
-        raise DataError(f"{root}: no Annotations/ folder (not a Pascal VOC dataset)")
+        raise NoAnnotationFiles(f"{root}: no Annotations/ folder (not a Pascal VOC dataset)")
     image_dir = Path(image_root) if image_root else root / "JPEGImages"
     xml_files = sorted(ann_dir.rglob("*.xml"))
+    if not xml_files:
+        raise NoAnnotationFiles(f"{root}: no Annotations/*.xml files (Pascal VOC has one per image)")
     explicit = as_categories(classes) or read_class_file(root / "classes.txt") or read_class_file(root / "labels.txt")
     split_of = _read_splits(root)
     b = DatasetBuilder(format="voc")

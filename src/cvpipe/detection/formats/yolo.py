@@ -31,6 +31,7 @@ from cvpipe.detection.annotations import (
     DetectionDataset,
     ImageInfo,
     Issue,
+    NoAnnotationFiles,
     convert_boxes,
     first_duplicate,
     list_images,
@@ -126,7 +127,7 @@ def _split_sources(cfg: dict, base: Path, root: Path, yaml_path: Optional[Path] 
         return sources
     images = base / "images" if (base / "images").is_dir() else root / "images"
     if not images.is_dir():
-        raise DataError(f"{root}: no images/ folder and no train/val entries in a data YAML (not a YOLO dataset)")
+        raise NoAnnotationFiles(f"{root}: no images/ folder and no train/val entries in a data YAML (not a YOLO dataset)")
     if any(p.is_file() for p in images.iterdir()):
         return [("", images)]
     return [(d.name, d) for d in sorted(images.iterdir()) if d.is_dir()]
@@ -231,6 +232,9 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
     label_dirs = {base / "labels", root / "labels"} | {label_path_for(s / "x.jpg").parent for _, s in sources if s.is_dir()}
     label_dirs |= {ignore_path(d / "x.txt", "labels").parent for d in label_dirs}
     unused = {p.resolve(): p for d in label_dirs if d.is_dir() for p in d.rglob("*.txt")}
+    if not unused and not label_files_used:
+        raise NoAnnotationFiles(f"{root}: no YOLO label files (labels/*.txt beside images/) for the "
+                                f"{len(parsed)} images found")
     for key in sorted(set(unused) - label_files_used):
         b.issue(_shown(unused[key], root), "label file without image (annotation without image)")
     return b.build()
