@@ -65,6 +65,8 @@ def test_preview_cli(tmp_path):
     folder.mkdir()
     assert main(["preview", f"data.root={root}", "--out", str(folder), "-n", "1", "--draws", "1"]) == 0
     _assert_grid(folder / "augmentations.png", rows=1, cols=3)
+    assert main(["preview", f"data.root={root}", "--out", str(tmp_path / "grid"), "-n", "1", "--draws", "1"]) == 0
+    _assert_grid(tmp_path / "grid.png", rows=1, cols=3)  # a bare name gets the extension it is written in
 
 
 def test_preview_refuses_nonsense_counts():

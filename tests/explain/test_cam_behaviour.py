@@ -68,6 +68,8 @@ def test_bad_targets_layers_and_methods_are_config_errors(small_cnn):
         compute_cam(small_cnn, x, target=[0, 1, 2])
     with pytest.raises(ConfigError, match="did you mean features.2"):
         compute_cam(small_cnn, x, layers="features.22")
+    with pytest.raises(ConfigError, match=r"did you mean features\.2, "):  # a name without its parent
+        compute_cam(small_cnn, x, layers="2")
     with pytest.raises(ConfigError, match="unknown CAM method"):
         compute_cam(small_cnn, x, "smoothgrad")
     with pytest.raises(ConfigError, match="no default_cam_layer"):

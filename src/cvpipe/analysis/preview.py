@@ -32,7 +32,7 @@ def preview_augmentations(cfg: Config, out_path: Union[str, Path], n: int = 8, d
     are passed over (``cvpipe dataset-report`` lists them).
 
     ``out_path`` may be an existing folder: the grid is then written in it as
-    ``augmentations.png``.
+    ``augmentations.png``; a name without extension gets ``.png``.
 
     Returns:
         The path of the PNG written.
@@ -42,6 +42,8 @@ def preview_augmentations(cfg: Config, out_path: Union[str, Path], n: int = 8, d
     out_path = Path(out_path)
     if out_path.is_dir():
         out_path = out_path / "augmentations.png"
+    elif not out_path.suffix:  # `--out grid` is meant as grid.png, a file one can open
+        out_path = out_path.with_name(out_path.name + ".png")
     aug, in_chans = cfg.data.augment, cfg.model.in_chans
     splits = build_splits(cfg.data, in_chans, check=False)
     dataset = splits.train

@@ -45,11 +45,18 @@ def resolve_layers(model: nn.Module, layers: LayerSpec = None) -> dict[str, nn.M
     resolved = {}
     for name in names:
         if name not in modules or name == "":
-            close = difflib.get_close_matches(name, [n for n in modules if n], n=3, cutoff=0.6)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; list them with `cvpipe features --list`"
+            close = _closest_module_names(name, [n for n in modules if n])
+            hint = f"; did you mean {', '.join(close)}?" if close else "; list them with `cvpipe features CHECKPOINT --list`"
             raise ConfigError(f"layer {name!r} is not a module of {type(model).__name__}{hint}")
         resolved[name] = modules[name]
     return resolved
+
+
+def _closest_module_names(name: str, names: list[str]) -> list[str]:
+    """Up to three module names the user probably meant: those that end in ``name`` as dotted
+    parts (``act2`` -> ``features.act2``), else the most similar spellings."""
+    tail = sorted((n for n in names if n.endswith("." + name)), key=lambda n: n.count("."))  # shallowest first
+    return tail[:3] if tail else difflib.get_close_matches(name, names, n=3, cutoff=0.6)
 
 
 def _first_tensor(output) -> Optional[torch.Tensor]:
