@@ -149,3 +149,17 @@ def test_a_format_whose_files_are_absent_is_one_line_naming_the_folder_and_the_l
     assert main(["convert", str(voc), str(tmp_path / "txt"), "--to", "txt", "--images", "none"]) == 0
     assert main(["check-detection", str(tmp_path / "txt"), "--format", "voc"]) == 2
     assert "no Annotations/*.xml files" in capsys.readouterr().err
+
+
+def test_det_eval_refuses_predictions_that_are_not_of_the_stated_format(voc, tmp_path, capsys):
+    (tmp_path / "r.json").write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.5}]))
+    (tmp_path / "empty").mkdir()
+    for pred, fmt, message in (("r.json", "voc", "VOC predictions are a folder of per-class files"),
+                               ("r.json", "yolo", "YOLO predictions are a folder"),
+                               ("empty", "coco", "COCO predictions are one results .json file"),
+                               ("empty", "voc", "no .txt files (VOC predictions are a folder")):
+        assert main(["det-eval", str(voc), str(tmp_path / pred), "--pred-format", fmt, "--protocol", "voc"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert main(["det-eval", str(voc), str(tmp_path / "r.json"), "--pred-format", "voc"]) == 2
+    assert "not a file; use --pred-format coco" in capsys.readouterr().err

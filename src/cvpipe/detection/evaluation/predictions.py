@@ -23,6 +23,12 @@ from cvpipe.detection.annotations import DetectionDataset, Detections, convert_b
 from cvpipe.errors import DataError
 
 PREDICTION_FORMATS = ("coco", "yolo", "voc")
+EXPECTED = {  # what each prediction format is, for messages
+    "coco": "COCO predictions are one results .json file, a list of {image_id, category_id, bbox, score}",
+    "yolo": "YOLO predictions are a folder of <image>.txt files with `cls cx cy w h conf` lines",
+    "voc": "VOC predictions are a folder of per-class files <prefix>_<class>.txt with "
+           "`image score xmin ymin xmax ymax` lines",
+}
 
 
 def _image_keys(gt: DetectionDataset) -> tuple[dict, dict]:
@@ -171,7 +177,10 @@ def read_voc_predictions(folder, gt: DetectionDataset) -> Detections:
     full, bare = _image_keys(gt)
     by_name = {c.name: c.id for c in gt.categories}
     parts, unknown = [], []
-    for p in sorted(folder.glob("*.txt")):
+    files = sorted(folder.glob("*.txt"))
+    if not files:
+        raise DataError(f"{folder}: no .txt files ({EXPECTED['voc']})")
+    for p in files:
         name = _class_of_file(p.stem, list(by_name))
         if name is None:
             raise DataError(f"{p}: the file name names no ground-truth class (expected <prefix>_<class>.txt)")
@@ -215,5 +224,12 @@ def read_predictions(path, gt: DetectionDataset, fmt: Optional[str] = None) -> D
     fmt = fmt or detect_prediction_format(path, gt)
     if fmt not in PREDICTION_FORMATS:
         raise DataError(f"unknown prediction format {fmt!r}; expected one of {', '.join(PREDICTION_FORMATS)}")
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_dir() == (fmt == "coco"):  # COCO is a file, the others are folders
+        other = "yolo or voc" if fmt == "coco" else "coco" if path.suffix.lower() == ".json" else ""
+        raise DataError(f"{path}: {EXPECTED[fmt]}, not a {'folder' if path.is_dir() else 'file'}"
+                        + (f"; use --pred-format {other}" if other else ""))
     reader = {"coco": read_coco_results, "yolo": read_yolo_predictions, "voc": read_voc_predictions}[fmt]
     return reader(path, gt)
