@@ -212,3 +212,12 @@ def test_an_image_that_breaks_during_training_in_a_worker_is_one_line(tmp_path, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("cvpipe train: error: ") and err.count("\n") == 1 and ".png: no such file" in err, err
+
+
+def test_eval_on_data_with_other_class_names_lists_what_the_model_knows(tmp_path, capsys):
+    ckpt = untrained_checkpoint(tmp_path / "a.pt", sorted(COLOURS))
+    data = folder_dataset(tmp_path / "data", per_class=2)
+    (data / "red").rename(data / "0")  # numeric folder name, as when labels are class ids
+    assert main(["eval", str(ckpt), f"data={data}", f"project={tmp_path / 'ev'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not trained on: 0;" in err and "knows 3: blue, green, red" in err, err

@@ -154,7 +154,11 @@ def _align_classes(dataset, classes: list[str]):
     unknown = [c for c in dataset.classes if c not in classes]
     if unknown:
         shown = ", ".join(unknown[:5]) + ("..." if len(unknown) > 5 else "")
-        raise DataError(f"the data has classes the model was not trained on: {shown} (the model knows {len(classes)})")
+        known = ", ".join(classes[:10]) + ("..." if len(classes) > 10 else "")
+        raise DataError(
+            f"the data has classes the model was not trained on: {shown}; the model knows {len(classes)}: {known} "
+            "(numeric labels are read as class indices only with data.names=FILE listing the names)"
+        )
     if list(dataset.classes) == list(classes):
         return dataset
     position = torch.tensor([classes.index(c) for c in dataset.classes])
