@@ -501,3 +501,17 @@ def test_yolo_split_paths_that_leave_the_dataset_folder_are_refused(tmp_path):
     (root / "data.yaml").write_text(f"train: {root / 'images/train'}\nnames: [a]\n")
     ds = read_dataset(root)
     assert [im.file_name for im in ds.images] == ["a.jpg"] and not ds.issues
+
+
+def test_yolo_writer_refuses_an_image_whose_file_has_another_size_than_its_annotation(tmp_path):
+    data = json.loads(coco_fixture(tmp_path).read_text())
+    for im in data["images"]:  # a.jpg is stated 640x480 but the file is half that; sub/b.jpg is right
+        path = tmp_path / "img" / im["file_name"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (320, 240)).save(path)
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    report = convert(tmp_path / "gt.json", tmp_path / "yolo", "coco", "yolo", image_root=tmp_path / "img")
+    assert [(i.file, i.message.split(";")[0]) for i in report.errors] == [
+        (str(tmp_path / "gt.json"), "image a.jpg: size 640x480 in the annotation but the file is 320x240")]
+    assert sorted(p.relative_to(tmp_path / "yolo").as_posix() for p in (tmp_path / "yolo").rglob("*.*")) == [
+        "data.yaml", "images/sub/b.jpg", "labels/sub/b.txt"]

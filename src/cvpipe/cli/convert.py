@@ -14,7 +14,8 @@ read is reported on one line and skipped; the rest is converted (exit status 1 t
 The output is written aside and moved into DST at the end: a failed run leaves DST as it was.
 YOLO and txt have no ignore flag: their ignored objects go to labels_ignore/ (txt:
 Annotations_ignore/) so training tools do not see them and cvpipe reads them back. YOLO
-needs image sizes: they are read from the image headers, EXIF orientation applied.
+needs image sizes: they are read from the image headers, EXIF orientation applied; an image
+whose header disagrees with the size in its annotation is reported and not written.
 
 Examples:
   cvpipe convert VOCdevkit/VOC2007 voc_coco --from voc --to coco

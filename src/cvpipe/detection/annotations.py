@@ -440,6 +440,21 @@ def read_image_size(path: PathLike, exif: bool = True) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def size_mismatch(image: ImageInfo) -> Optional[str]:
+    """What is wrong when the header of ``image.path`` gives another size than the recorded
+    ``width``/``height``; None when they agree or there is nothing to compare (size unknown, no
+    file). A file that cannot be read raises :class:`DataError`."""
+    if image.width <= 0 or image.height <= 0 or image.path is None or not Path(image.path).is_file():
+        return None
+    actual = read_image_size(image.path)
+    if actual == (image.width, image.height):
+        return None
+    note = (" (it matches the stored pixels before the EXIF rotation: the annotation was made on the unrotated "
+            "image)" if read_image_size(image.path, exif=False) == (image.width, image.height) else "")
+    return (f"image {image.file_name}: size {image.width}x{image.height} in the annotation but the file is "
+            f"{actual[0]}x{actual[1]}{note}")
+
+
 def list_images(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursive, any letter case of the extension), sorted."""
     if not folder.is_dir():

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from cvpipe.detection.annotations import DetectionDataset, Issue, output_folder, progress, read_image_size
+from cvpipe.detection.annotations import DetectionDataset, Issue, output_folder, progress, size_mismatch
 from cvpipe.detection.formats import read_dataset
 from cvpipe.errors import DataError
 
@@ -162,16 +162,11 @@ def _image_findings(ds: DetectionDataset, check_files: bool) -> list[Issue]:
             out.append(Issue(where, f"image {im.file_name}: size missing from the annotation"))
         if check_files and im.path is not None and im.path.is_file() and im.width > 0 and im.height > 0 and ds.format != "yolo":
             try:
-                actual = read_image_size(im.path)
-                raw = read_image_size(im.path, exif=False) if actual != (im.width, im.height) else actual
+                mismatch = size_mismatch(im)
             except DataError as e:
-                out.append(Issue(where, str(e)))
-                continue
-            if actual != (im.width, im.height):
-                note = (" (it matches the stored pixels before the EXIF rotation: the annotation was made on the "
-                        "unrotated image)" if raw == (im.width, im.height) else "")
-                out.append(Issue(where, f"image {im.file_name}: size {im.width}x{im.height} in the annotation but "
-                                        f"the file is {actual[0]}x{actual[1]}{note}"))
+                mismatch = str(e)
+            if mismatch:
+                out.append(Issue(where, mismatch))
         elif check_files and im.path is not None and not im.path.is_file() and ds.format in ("coco",):
             out.append(Issue(where, f"image file {im.file_name} is missing (annotation without image)"))
     by_split: dict = {}

@@ -40,6 +40,7 @@ from cvpipe.detection.annotations import (
     read_text,
     relative_posix,
     safe_relpath,
+    size_mismatch,
 )
 from cvpipe.detection.formats.classes import as_categories, read_class_file
 from cvpipe.detection.formats.textlabels import (
@@ -257,7 +258,9 @@ def _split_keys(splits: list[str], issues: list[Issue]) -> dict:
 
 def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     """Write ``images/<split>/``, ``labels/<split>/``, ``labels_ignore/<split>/`` (only where
-    objects are ignored) and ``data.yaml``."""
+    objects are ignored) and ``data.yaml``. An image whose size is unknown, or whose file's
+    header gives another size than the annotation, is left out with an issue: its normalised
+    coordinates would be wrong for one of the two sizes, and cvpipe cannot tell which."""
     dst = Path(dst)
     issues: list[Issue] = []
     keys = [(im.split, PurePosixPath(im.file_name).with_suffix("").as_posix()) for im in ds.images]
@@ -272,6 +275,14 @@ def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
         if im.width <= 0 or im.height <= 0:  # an image without its labels would train as background
             issues.append(Issue(im.source or im.file_name, f"image {im.file_name}: size unknown; YOLO labels need "
                                                            "it, image and labels not written"))
+            continue
+        try:
+            mismatch = size_mismatch(im)
+        except DataError as e:
+            mismatch = str(e)
+        if mismatch:  # normalised by which size? Either guess could silently corrupt the labels
+            issues.append(Issue(im.source or im.file_name, f"{mismatch}; YOLO coordinates are fractions of the "
+                                "image size, so image and labels are not written (correct the size in the annotation)"))
             continue
         issues.extend(copy_image(im, dst / "images" / sub / im.file_name))
         label = dst / "labels" / sub / PurePosixPath(im.file_name).with_suffix(".txt")
