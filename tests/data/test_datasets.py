@@ -80,6 +80,16 @@ def test_split_folders_and_a_class_missing_from_val(tmp_path):
     assert any("val split has no images of 1 class(es): cat" in w for w in splits.warnings)
 
 
+def test_an_empty_class_folder_is_reported_not_silently_dropped(tmp_path):
+    for cls in ("cat", "dog"):
+        for i in range(5):
+            write_image(tmp_path / cls / f"{i}.png", seed=i)
+    (tmp_path / "emu" / "notes").mkdir(parents=True)  # a class folder with no image anywhere in it
+    splits = build_splits(DataConfig(root=str(tmp_path)), check=False)
+    assert splits.classes == ["cat", "dog"]
+    assert any("emu hold no images and are not classes" in w for w in splits.warnings), splits.warnings
+
+
 def test_only_val_folder_missing_carves_val_from_train(tmp_path):
     for i in range(10):
         write_image(tmp_path / "train" / "a" / f"{i}.png")

@@ -152,15 +152,20 @@ def read_folder(root: Path, cfg) -> Listing:
     for split, base in folders.items():
         records = []
         loose = 0
+        empty = []
         for child in sorted(base.iterdir(), key=lambda p: natural_key(p.name)):
             if child.name.startswith("."):
                 continue
             if child.is_dir():
-                records += [Record(p, (child.name,), str(child)) for p in iter_images(child)]
+                found = [Record(p, (child.name,), str(child)) for p in iter_images(child)]
+                records += found
+                empty += [] if found else [child.name]
             elif is_image_file(child):
                 loose += 1
         if loose:
             listing.warnings.append(f"{base}: {loose} image(s) not inside a class folder were ignored")
+        if empty:  # a class with no images is no class: say so rather than train without it
+            listing.warnings.append(f"{base}: folder(s) {', '.join(empty)} hold no images and are not classes")
         listing.splits[split] = records
     if "all" not in folders:
         extra = [c.name for c in root.iterdir() if c.is_dir() and c.name.lower() not in SPLIT_ALIASES and not c.name.startswith(".")]
