@@ -135,6 +135,15 @@ def test_multilabel_per_image_txt(tmp_path):
     expected = np.mean([average_precision_score(targets[:, c], probs[:, c]) for c in range(3)])
     assert report.metrics["mAP"] == pytest.approx(expected, abs=1e-9)
     assert (report.out_dir / "pr_curves.png").is_file()
+    with (report.out_dir / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["path"] for r in rows] == report.paths
+    for row, t, p in zip(rows, targets, probs):
+        assert row["true"] == ";".join(c for c, flag in zip(report.classes, t) if flag)
+        assert row["predicted"] == ";".join(c for c, v in zip(report.classes, p) if v >= 0.5)
+        assert [float(row[f"p({c})"]) for c in report.classes] == pytest.approx(p.tolist(), abs=1e-6)
+    exact = np.mean([int(r["exact_match"]) for r in rows])
+    assert exact == pytest.approx(np.mean(((probs >= 0.5) == (targets > 0.5)).all(1)))
     preds = cvpipe.predict(result.run_dir / "weights" / "best.pt", data, save=False, verbose=False)
     assert len(preds) == 96 and all(0.5 <= p <= 1.0 for pred in preds for p in pred.probs)
 

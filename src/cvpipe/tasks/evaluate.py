@@ -96,7 +96,7 @@ def evaluate(
 
     out_dir = increment_run_dir(project, name, exist_ok) if save else None
     if trained.multi_label:
-        metrics = _multilabel(logits, targets, trained, out_dir)
+        metrics = _multilabel(logits, targets, trained, paths, out_dir)
     else:
         metrics = _single_label(logits, targets, trained, paths, out_dir, mistakes)
     metrics.update({"checkpoint": str(trained.path), "data": cfg.data.root, "split": split, "images": len(dataset)})
@@ -246,7 +246,7 @@ def _cam_gallery(trained: Trained, dataset, logits, targets, n: int, method: str
     )
 
 
-def _multilabel(logits, targets, trained: Trained, out_dir) -> dict[str, Any]:
+def _multilabel(logits, targets, trained: Trained, paths, out_dir) -> dict[str, Any]:
     from cvpipe.engine.metrics import multilabel_report
 
     probs = torch.sigmoid(logits)
@@ -260,7 +260,25 @@ def _multilabel(logits, targets, trained: Trained, out_dir) -> dict[str, Any]:
         aps = [report["per_class"][c]["ap"] for c in trained.classes]
         plot_pr_curves(pr_curves(probs, targets), trained.classes, out_dir / "pr_curves.png", aps=aps)
         _write_per_class(report, trained.classes, out_dir / "per_class.csv")
+        _write_multilabel_predictions(probs, targets, threshold, trained.classes, paths, out_dir / "predictions.csv")
     return report
+
+
+def _write_multilabel_predictions(probs, targets, threshold: float, classes: list[str], paths, path: Path) -> None:
+    """One row per image: true and predicted label sets (``;``-joined), whether they match
+    exactly, and every class probability, so any threshold can be re-applied later."""
+    predicted = probs >= threshold
+    truth = targets > 0.5
+    exact = (predicted == truth).all(1)
+
+    def names(flags: list[bool]) -> str:
+        return ";".join(c for c, flag in zip(classes, flags) if flag)
+
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "true", "predicted", "exact_match"] + [f"p({c})" for c in classes])
+        for p, t, y, e, row in zip(paths, truth.tolist(), predicted.tolist(), exact.tolist(), probs.tolist()):
+            writer.writerow([p, names(t), names(y), int(e)] + [f"{v:.6f}" for v in row])
 
 
 def _write_per_class(report: dict[str, Any], classes: list[str], path: Path) -> None:
