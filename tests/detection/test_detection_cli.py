@@ -163,3 +163,24 @@ def test_det_eval_refuses_predictions_that_are_not_of_the_stated_format(voc, tmp
         assert message in err and len(err.strip().splitlines()) == 1, err
     assert main(["det-eval", str(voc), str(tmp_path / "r.json"), "--pred-format", "voc"]) == 2
     assert "not a file; use --pred-format coco" in capsys.readouterr().err
+
+
+def test_convert_counts_invalid_boxes_it_writes_and_check_detection_lists_them(tmp_path, capsys):
+    from PIL import Image
+
+    images = [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}]
+    boxes = [[1, 2, 10, 10], [60, 10, 10, 10], [5, 5, 0, 10], [20, 20, -4, 5]]  # fine, outside, empty, negative
+    data = {"images": images, "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": k + 1, "image_id": 1, "category_id": 1, "bbox": b} for k, b in enumerate(boxes)]}
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "images/a.jpg")
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    assert main(["convert", str(tmp_path / "gt.json"), str(tmp_path / "yolo"), "--to", "yolo"]) == 0
+    out = capsys.readouterr().out
+    assert "1 images, 4 objects (0 ignored); 3 invalid boxes (outside the image, empty or corners swapped) " \
+           "written as they are" in out
+    assert len(read_dataset(tmp_path / "yolo").boxes) == 4  # nothing dropped or clipped
+    assert main(["check-detection", str(tmp_path / "yolo")]) == 1
+    out = capsys.readouterr().out
+    assert [line.split(": ")[1:3] for line in out.splitlines() if line.startswith("error:")] == [
+        ["labels/a.txt", f"line {n}"] for n in (2, 3, 4)]

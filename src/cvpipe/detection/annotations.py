@@ -323,6 +323,28 @@ def convert_boxes(boxes, in_fmt: str, out_fmt: str) -> np.ndarray:
     return box_convert(torch.from_numpy(arr), in_fmt, out_fmt).numpy()
 
 
+BOX_TOLERANCE = 1e-6  # pixels; conversions through normalised coordinates are exact to ~1e-12
+
+
+def image_sizes(ds: DetectionDataset) -> np.ndarray:
+    """``(N, 2)`` float64 width and height of each object's image (0 where unknown)."""
+    sizes = np.array([[im.width, im.height] for im in ds.images], dtype=np.float64).reshape(-1, 2)
+    return sizes[ds.image_index]
+
+
+def box_defects(ds: DetectionDataset) -> dict[str, np.ndarray]:
+    """``(N,)`` bool masks of what is wrong with each box: ``wrong_order`` (x2 < x1 or
+    y2 < y1), ``empty`` (zero width or height), ``outside`` (beyond its image by more than
+    :data:`BOX_TOLERANCE` pixels, where the image size is known) and ``nonfinite``."""
+    b, sizes = ds.boxes, image_sizes(ds)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    wrong_order = (w < 0) | (h < 0)
+    known = (sizes > 0).all(axis=1)
+    outside = known & ((b[:, :2] < -BOX_TOLERANCE).any(axis=1) | (b[:, 2:] > sizes + BOX_TOLERANCE).any(axis=1))
+    return {"wrong_order": wrong_order, "empty": ~wrong_order & ((w == 0) | (h == 0)), "outside": outside,
+            "nonfinite": ~np.isfinite(b).all(axis=1)}
+
+
 def box_area_np(boxes: np.ndarray) -> np.ndarray:
     """``(N, 4)`` xyxy -> ``(N,)`` signed area ``(x2 - x1) * (y2 - y1)`` as files store it."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)

@@ -12,7 +12,14 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from cvpipe.detection.annotations import Category, DetectionDataset, Issue, fill_image_sizes, first_duplicate
+from cvpipe.detection.annotations import (
+    Category,
+    DetectionDataset,
+    Issue,
+    box_defects,
+    fill_image_sizes,
+    first_duplicate,
+)
 from cvpipe.detection.formats import FORMATS, IMAGE_MODES, detect_format, read_dataset, write_dataset
 from cvpipe.errors import DataError
 
@@ -21,7 +28,9 @@ from cvpipe.errors import DataError
 class ConversionReport:
     """What :func:`convert` did. ``issues`` are the reader's and writer's problems, one per
     file, line or object; ``files_with_errors`` counts the distinct files among them.
-    ``written`` is False when nothing could be read, so nothing was written."""
+    ``written`` is False when nothing could be read, so nothing was written. ``invalid_boxes``
+    counts boxes written as they are although they are outside their image, empty, have their
+    corners swapped or are not finite (``cvpipe check-detection`` lists them)."""
 
     source: Path
     destination: Path
@@ -32,6 +41,7 @@ class ConversionReport:
     ignored: int
     issues: list[Issue] = field(default_factory=list)
     written: bool = True
+    invalid_boxes: int = 0
 
     @property
     def errors(self) -> list[Issue]:
@@ -49,6 +59,9 @@ class ConversionReport:
                 f"{self.images} images, {self.objects} objects ({self.ignored} ignored)")
         if self.errors:
             text += f"; {len(self.errors)} problems in {self.files_with_errors} files (listed above), the rest converted"
+        if self.invalid_boxes:
+            text += (f"; {self.invalid_boxes} invalid boxes (outside the image, empty or corners swapped) written as "
+                     f"they are: `cvpipe check-detection {self.destination}` lists them")
         return text
 
 
@@ -228,5 +241,6 @@ def convert(
     written = bool(ds.images) or not any(i.level == "error" for i in issues)  # an unreadable source: no empty output
     if written:
         issues += write_staged(ds, dst, dst_format, images)
+    invalid = int(np.any(list(box_defects(ds).values()), axis=0).sum())
     return ConversionReport(src, dst, src_format, dst_format, len(ds.images), ds.num_objects,
-                            int(ds.ignore.sum()), issues, written)
+                            int(ds.ignore.sum()), issues, written, invalid)

@@ -16,11 +16,17 @@ from typing import Optional
 
 import numpy as np
 
-from cvpipe.detection.annotations import DetectionDataset, Issue, output_folder, progress, size_mismatch
+from cvpipe.detection.annotations import (
+    DetectionDataset,
+    Issue,
+    box_defects,
+    image_sizes,
+    output_folder,
+    progress,
+    size_mismatch,
+)
 from cvpipe.detection.formats import read_dataset
 from cvpipe.errors import DataError
-
-TOLERANCE = 1e-6  # pixels; conversions through normalised coordinates are exact to ~1e-12
 
 
 @dataclass
@@ -109,15 +115,10 @@ def _box_findings(ds: DetectionDataset) -> list[Issue]:
     out: list[Issue] = []
     if ds.num_objects == 0:
         return out
-    b = ds.boxes
-    sizes = np.array([[im.width, im.height] for im in ds.images], dtype=np.float64).reshape(-1, 2)[ds.image_index]
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    b, sizes = ds.boxes, image_sizes(ds)
     yolo = ds.format == "yolo"
-    wrong_order = (w < 0) | (h < 0)
-    zero = ~wrong_order & ((w == 0) | (h == 0))
-    known = (sizes[:, 0] > 0) & (sizes[:, 1] > 0)
-    outside = known & ((b[:, 0] < -TOLERANCE) | (b[:, 1] < -TOLERANCE) | (b[:, 2] > sizes[:, 0] + TOLERANCE)
-                       | (b[:, 3] > sizes[:, 1] + TOLERANCE))
+    defects = box_defects(ds)
+    wrong_order, zero, outside, nonfinite = (defects[k] for k in ("wrong_order", "empty", "outside", "nonfinite"))
     for j in np.flatnonzero(wrong_order | zero | outside):
         file, index, prefix = _where(ds, j)
         box = _box_text(ds, b[j])
@@ -137,7 +138,6 @@ def _box_findings(ds: DetectionDataset) -> list[Issue]:
             else:
                 msg = f"{box} outside the {W:.0f}x{H:.0f} image"
             out.append(Issue(file, prefix + msg, index))
-    nonfinite = ~np.isfinite(b).all(axis=1)
     for j in np.flatnonzero(nonfinite):
         file, index, prefix = _where(ds, j)
         out.append(Issue(file, f"{prefix}box has a non-finite coordinate", index))
