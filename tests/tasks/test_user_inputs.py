@@ -221,3 +221,22 @@ def test_eval_on_data_with_other_class_names_lists_what_the_model_knows(tmp_path
     assert main(["eval", str(ckpt), f"data={data}", f"project={tmp_path / 'ev'}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not trained on: 0;" in err and "knows 3: blue, green, red" in err, err
+
+
+def test_sigterm_during_the_file_check_removes_the_new_run_folder(tmp_path, monkeypatch, capsys):
+    import signal
+
+    import cvpipe.data.datasets as datasets
+
+    def killed_midway(paths, desc=""):
+        os.kill(os.getpid(), signal.SIGTERM)  # what `kill PID` or a scheduler sends
+        raise AssertionError("SIGTERM should have interrupted the check")
+
+    monkeypatch.setattr(datasets, "check_images", killed_midway)
+    before = signal.getsignal(signal.SIGTERM)
+    data = folder_dataset(tmp_path / "data", per_class=5)
+    runs = tmp_path / "runs"
+    assert main(["train", f"data.root={data}", "model.name=lenet", f"train.project={runs}"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not runs.exists() or not any(runs.iterdir())
+    assert signal.getsignal(signal.SIGTERM) == before  # handler restored

@@ -9,8 +9,11 @@ data and owns the run folder; every rank trains on its shard of each batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -112,7 +115,8 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
             run_dir = increment_run_dir(t.project, t.name, t.exist_ok)
     logger = RunLogger(run_dir, enabled=info.is_main)
     try:
-        trainer = _prepare(cfg, info, device, run_dir, logger, resume_ckpt)
+        with _terminate_as_interrupt():
+            trainer = _prepare(cfg, info, device, run_dir, logger, resume_ckpt)
     except BaseException:
         logger.close()
         if fresh:
@@ -124,6 +128,24 @@ def _train(cfg: Config, info, device: torch.device) -> TrainResult:
         _finish(result, run_dir, logger)
     logger.close()
     return result
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, a job scheduler) during set-up unwinds like Ctrl-C, so the new run
+    folder is removed and the user is told; the trainer installs its own handler for fit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], logger: RunLogger, resume_ckpt):
