@@ -89,7 +89,22 @@ def test_det_eval_refuses_predictions_for_unknown_images(voc, tmp_path, capsys):
     (tmp_path / "r.json").write_text(json.dumps([{"image_id": 999, "category_id": 1, "bbox": [0, 0, 5, 5],
                                                   "score": 0.5}]))
     assert main(["det-eval", str(voc), str(tmp_path / "r.json")]) == 2
-    assert "predictions for 1 images that are not in the ground truth (first: 999)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "predictions for 1 image not in the ground truth (999); the ground truth's image ids run 1..6, likely " \
+           "renumbered by a conversion" in err and "matched by file name" in err and len(err.splitlines()) == 1
+    # a COCO ground truth converted through YOLO lost its ids: the results made for it name them
+    data = {"images": [{"id": 100 + k, "file_name": f"{k}.jpg", "width": 9, "height": 9} for k in range(8)],
+            "annotations": [], "categories": [{"id": 1, "name": "circle"}]}
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    (tmp_path / "r.json").write_text(json.dumps([{"image_id": 100 + k, "category_id": 1, "bbox": [0, 0, 5, 5],
+                                                  "score": 0.5} for k in range(8)]))
+    data["images"] = [dict(im, id=k + 1) for k, im in enumerate(data["images"])]
+    (tmp_path / "renumbered.json").write_text(json.dumps(data))
+    assert main(["det-eval", str(tmp_path / "gt.json"), str(tmp_path / "r.json")]) == 0
+    capsys.readouterr()
+    assert main(["det-eval", str(tmp_path / "renumbered.json"), str(tmp_path / "r.json")]) == 2
+    assert "predictions for 8 images not in the ground truth (100, 101, 102, 103, 104, ...); the ground truth's " \
+           "image ids run 1..8" in capsys.readouterr().err
 
 
 def test_det_eval_names_what_it_could_not_read_in_predictions_and_ground_truth(voc, tmp_path, capsys):

@@ -50,9 +50,18 @@ def _lookup(key: str, full: dict, bare: dict, where: str) -> Optional[int]:
     return hits[0] if hits else None
 
 
-def _unknown(path, names: list) -> DataError:
-    return DataError(f"{path}: predictions for {len(names)} images that are not in the ground truth "
-                     f"(first: {names[0]!r}); evaluate against the split they were made on")
+def _unknown(path, names: list, gt: Optional[DetectionDataset] = None) -> DataError:
+    """Predictions for images the ground truth lacks: which ones, and the likely cause. With
+    ``gt`` the names are COCO image ids, and the usual cause is a renumbering."""
+    shown = ", ".join(map(repr, names[:5])) + (", ..." if len(names) > 5 else "")
+    text = f"{path}: predictions for {len(names)} image{'s' * (len(names) != 1)} not in the ground truth ({shown}); "
+    if gt is None:
+        return DataError(text + "evaluate against the split they were made on")
+    ids = [im.id for im in gt.images]
+    return DataError(text + f"the ground truth's image ids run {min(ids)}..{max(ids)}, likely renumbered by a "
+                     "conversion (YOLO, txt and plain VOC store no image ids; cvpipe numbers their images 1..N): "
+                     "evaluate against the COCO file the predictions were made for, or give them as YOLO or VOC "
+                     "txt files, which are matched by file name")
 
 
 def read_coco_results(path, gt: DetectionDataset) -> Detections:
@@ -85,7 +94,7 @@ def read_coco_results(path, gt: DetectionDataset) -> Detections:
     cats = cats.astype(np.int64)
     unknown = [i for i in distinct if i not in index_of]
     if unknown:
-        raise _unknown(path, unknown)
+        raise _unknown(path, unknown, gt)
     image_index = np.array([index_of[i] for i in image_ids], dtype=np.int64)
     return Detections(image_index, convert_boxes(boxes, "xywh", "xyxy"), scores, cats)
 
