@@ -289,3 +289,13 @@ def test_digits_default_split():
     assert abs(len(splits.val) - 0.2 * 1797) < 10
     image, _ = splits.val[0]
     assert image.shape == (1, 8, 8)
+
+
+def test_a_label_file_whose_images_are_in_a_subfolder_names_the_setting(tmp_path):
+    for i in range(4):
+        write_image(tmp_path / "photos" / "set1" / f"{i}.png", seed=i)
+    write_text(tmp_path / "labels.csv", "file,label\n" + "".join(f"set1/{i}.png,{'ab'[i % 2]}\n" for i in range(4)))
+    with pytest.raises(DataError, match="set1/0.png is in .*photos; set data.images=photos$"):
+        build_splits(DataConfig(root=str(tmp_path)), check=False)
+    splits = build_splits(DataConfig(root=str(tmp_path), images="photos", val_split=0.5), check=False)
+    assert len(splits.train) + len(splits.val) == 4

@@ -212,8 +212,26 @@ def read_labelfile(root: Path, cfg) -> Listing:
                 listing.skipped.append((str(path), f"{where}: listed but no such file"))
                 continue
             records.append(Record(path, _split_labels(cells[1:], cfg.multi_label), where))
+        if rows and not records:
+            _suggest_image_folder(root, image_dir, label_file, rows[0][1][0])
     listing.header_names = header_names
     return listing
+
+
+def _suggest_image_folder(root: Path, image_dir: Path, label_file: Path, listed: str) -> None:
+    """None of ``label_file``'s images is in ``image_dir``: if the first one lives in another
+    folder under ``root``, raise a DataError naming the data.images setting that finds them."""
+    relative = Path(listed.replace("\\", "/"))
+    match = next((p for p in root.rglob(relative.name) if p.is_file() and p.match(str(relative))), None)
+    if match is None:
+        return
+    folder = match.parents[len(relative.parts) - 1]
+    if folder.resolve() == image_dir.resolve():
+        return
+    raise DataError(
+        f"{label_file}: none of its images is in {image_dir}, but {listed} is in {folder}; "
+        f"set data.images={folder.relative_to(root).as_posix()}"
+    )
 
 
 def _only_label_column(header: list[str], rows: list[tuple[int, list[str]]]) -> list[tuple[int, list[str]]]:
