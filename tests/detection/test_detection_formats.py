@@ -515,3 +515,17 @@ def test_yolo_writer_refuses_an_image_whose_file_has_another_size_than_its_annot
         (str(tmp_path / "gt.json"), "image a.jpg: size 640x480 in the annotation but the file is 320x240")]
     assert sorted(p.relative_to(tmp_path / "yolo").as_posix() for p in (tmp_path / "yolo").rglob("*.*")) == [
         "data.yaml", "images/sub/b.jpg", "labels/sub/b.txt"]
+
+
+def test_coco_image_ids_survive_a_trip_through_voc(voc, tmp_path):
+    convert(coco_fixture(tmp_path), tmp_path / "voc", "coco", "voc", images="none")
+    assert "<image_id>42</image_id>" in (tmp_path / "voc/Annotations/a.xml").read_text()
+    assert {im.file_name: im.id for im in read_dataset(tmp_path / "voc", "voc").images} == {"a.jpg": 42, "sub/b.jpg": 7}
+    convert(tmp_path / "voc", tmp_path / "coco", "voc", "coco", images="none")
+    data = json.loads((tmp_path / "coco/annotations/instances_val2017.json").read_text())
+    assert sorted((im["file_name"], im["id"]) for im in data["images"]) == [("a.jpg", 42), ("sub/b.jpg", 7)]
+    assert sorted((a["image_id"], a["id"]) for a in data["annotations"])[0] == (7, 3)
+    # a plain VOC dataset keeps cvpipe's 1..N numbering, and its rewrite gains no element
+    root, _ = voc
+    convert(root, tmp_path / "voc2", "voc", "voc", images="none")
+    assert "image_id" not in (tmp_path / "voc2/Annotations/000000.xml").read_text()

@@ -15,6 +15,10 @@ whose name is not in an explicit class list is skipped with an issue.
 
 Splits: every ``ImageSets/Main/<split>.txt`` except per-class lists (``dog_train.txt`` with
 ``<name> <1|0|-1>`` lines); ``trainval`` is skipped when ``train`` and ``val`` exist.
+
+Image ids: VOC has none, so images are numbered 1..N in file order, except that cvpipe
+writes a COCO dataset's ids to ``<image_id>`` and reads them back when every file has a
+distinct one: COCO results keep matching after COCO -> VOC -> COCO. Other tools ignore it.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from cvpipe.detection.formats.classes import as_categories, read_class_file, wri
 from cvpipe.errors import DataError
 
 _OBJECT_KEYS = {"name", "difficult", "bndbox"}
-_IMAGE_KEYS = {"filename", "size", "object", "folder", "path"}
+_IMAGE_KEYS = {"filename", "size", "object", "folder", "path", "image_id"}
 
 
 def _read_splits(root: Path) -> dict[str, str]:
@@ -159,6 +163,8 @@ def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> 
         if note:
             b.issue(rel, note, level="warning")
         info.split = split_of.get(PurePosixPath(relative_posix(xml_path, ann_dir)).with_suffix("").as_posix(), "")
+        stored = _text(node, "image_id") or ""
+        info.id = int(stored) if stored.lstrip("-").isdigit() else None  # the COCO id cvpipe wrote, if any
         objects = []
         for k, obj in enumerate(node.findall("object")):
             try:
@@ -169,8 +175,10 @@ def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> 
 
     b.categories = explicit or as_categories(sorted({o[1] for _, _, objs in parsed for o in objs})) or []
     id_of = {c.name: c.id for c in b.categories}
+    stored = [info.id for _, info, _ in parsed]
+    keep_ids = None not in stored and len(set(stored)) == len(stored)
     for n, (rel, info, objects) in enumerate(parsed):
-        info.id = n + 1
+        info.id = info.id if keep_ids else n + 1
         image = b.add_image(info)
         for k, name, box, difficult, extra in objects:
             if name not in id_of:
@@ -258,11 +266,13 @@ def _object(obj) -> tuple[str, np.ndarray, bool, dict]:
     return name, box, difficult, extra
 
 
-def _voc_xml(ds: DetectionDataset, i: int, objs: np.ndarray, names: dict) -> ET.Element:
+def _voc_xml(ds: DetectionDataset, i: int, objs: np.ndarray, names: dict, write_id: bool) -> ET.Element:
     im = ds.images[i]
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = "JPEGImages"
     ET.SubElement(root, "filename").text = PurePosixPath(im.file_name).name
+    if write_id:
+        ET.SubElement(root, "image_id").text = str(im.id)
     for k, v in im.extra.items():
         if k != "depth" and isinstance(v, (str, int, float)):
             ET.SubElement(root, k).text = str(v)
@@ -298,11 +308,14 @@ def write_voc(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     if dup is not None:
         raise DataError(f"two images would share Annotations/{dup}.xml (VOC keeps every split in one folder); rename one of them")
     names = {c.id: c.name for c in ds.categories}
+    ids = [im.id for im in ds.images]
+    # ids that are not cvpipe's own 1..N numbering (COCO's) go into <image_id>, to be read back
+    write_id = ids != list(range(1, len(ids) + 1)) and len(set(ids)) == len(ids)
     (dst / "Annotations").mkdir(parents=True, exist_ok=True)
     for i, (im, objs) in enumerate(progress(list(zip(ds.images, ds.objects_by_image())), "writing VOC")):
         xml_path = dst / "Annotations" / f"{stems[i]}.xml"
         xml_path.parent.mkdir(parents=True, exist_ok=True)
-        ET.ElementTree(_voc_xml(ds, i, objs, names)).write(xml_path, encoding="utf-8", xml_declaration=False)
+        ET.ElementTree(_voc_xml(ds, i, objs, names, write_id)).write(xml_path, encoding="utf-8", xml_declaration=False)
         target = dst / "JPEGImages" / PurePosixPath(stems[i]).parent / PurePosixPath(im.file_name).name
         issues.extend(copy_image(im, target))
     main = dst / "ImageSets" / "Main"
