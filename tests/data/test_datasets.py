@@ -267,6 +267,9 @@ def test_errors_name_the_problem(tmp_path):
     # every listed file missing (the images are in a subfolder the config does not name)
     write_image(tmp_path / "lf" / "pics" / "a.png")
     write_text(tmp_path / "lf" / "labels.txt", "a.png cat\n")
+    with pytest.raises(DataError, match=r"labels.txt: none of its images is in .*set data.images=pics"):
+        build_splits(DataConfig(root=str(tmp_path / "lf")))
+    (tmp_path / "lf" / "pics" / "a.png").unlink()  # nowhere at all: the skipped-file summary
     with pytest.raises(DataError, match=r"no usable training images \(1 file\(s\) skipped, the first: .*a.png: labels.txt line 1: listed"):
         build_splits(DataConfig(root=str(tmp_path / "lf")))
     with pytest.raises(ConfigError, match="data.layout"):
