@@ -529,3 +529,34 @@ def test_coco_image_ids_survive_a_trip_through_voc(voc, tmp_path):
     root, _ = voc
     convert(root, tmp_path / "voc2", "voc", "voc", images="none")
     assert "image_id" not in (tmp_path / "voc2/Annotations/000000.xml").read_text()
+
+
+def test_coco_messages_name_the_missing_key_and_a_skipped_image_is_reported_once(tmp_path):
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps([{"image_id": 1, "bbox": [0, 0, 1, 1]}]))
+    assert "is a list, not an object (a COCO results file?)" in str(read_dataset(path).issues[0])
+    path.write_text(json.dumps({"images": [], "annotations": []}))
+    assert "has no list 'categories'" in str(read_dataset(path).issues[0])
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 9, "height": 9},
+                       {"id": 2, "file_name": "../b.jpg", "width": 9, "height": 9}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]},
+                            {"id": 2, "image_id": 1, "category_id": 1},
+                            {"id": 3, "image_id": 2, "category_id": 1, "bbox": [0, 0, 1, 1]},
+                            {"id": 4, "image_id": 2, "category_id": 1, "bbox": [0, 0, 2, 2]}]}
+    path.write_text(json.dumps(data))
+    assert [i.message for i in read_dataset(path).issues] == [
+        "images[1]: file name '../b.jpg' contains '..'; file names must stay inside the dataset folder; "
+        "skipped with its annotations",
+        "annotations[0]: has no 'image_id'; skipped",
+        "annotations[1]: has no 'bbox'; skipped"]
+    # YOLO: an unreadable image is one issue, not also "label file without image" for its labels
+    root = tmp_path / "yolo"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    Image.new("RGB", (10, 10)).save(root / "images/good.jpg")
+    (root / "images/broken.jpg").write_bytes(b"not a jpeg")
+    for stem in ("good", "broken"):
+        (root / f"labels/{stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    issues = read_dataset(root, "yolo", classes=["cat"]).issues
+    assert [(i.file, i.message.endswith("image skipped with its labels")) for i in issues] == [("images/broken.jpg", True)]

@@ -124,8 +124,12 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         b.issue(name, f"not valid JSON ({e}); file skipped")
         return
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "annotations", "categories")):
-        b.issue(name, "not a COCO annotation file (needs lists 'images', 'annotations', 'categories'); file skipped")
+    lacking = [k for k in ("images", "annotations", "categories") if not isinstance(data, dict) or not isinstance(data.get(k), list)]
+    if lacking:
+        what = ("is a list, not an object (a COCO results file?)" if isinstance(data, list) else
+                f"has no list {' or '.join(map(repr, lacking))}")
+        b.issue(name, f"not a COCO annotation file: {what}; it needs lists 'images', 'annotations' and 'categories'; "
+                      "file skipped")
         return
     split = split_of(json_path)
     folder = _image_folder(json_path, split, image_root)
@@ -155,7 +159,11 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         b.issue(name, f"category name {dup!r} is used by several ids", level="warning")
 
     image_by_id: dict[int, int] = {}
+    skipped_ids: set = set()  # their annotations are skipped without a message of their own
     for i, im in enumerate(data["images"]):
+        iid = im.get("id") if isinstance(im, dict) else None
+        if _hashable(iid) and iid not in image_by_id:
+            skipped_ids.add(iid)
         try:
             if not isinstance(im, dict):
                 raise DataError("not an object")
@@ -165,14 +173,15 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
             file_name = safe_relpath(im["file_name"])
             width, height = _dimension(im, "width"), _dimension(im, "height")
         except KeyError as e:
-            b.issue(name, f"images[{i}] has no {e}; skipped")
+            b.issue(name, f"images[{i}] has no {e}; skipped with its annotations")
             continue
         except (DataError, TypeError, ValueError) as e:
-            b.issue(name, f"images[{i}]: {e}; skipped")
+            b.issue(name, f"images[{i}]: {e}; skipped with its annotations")
             continue
         if iid in image_by_id:
             b.issue(name, f"images[{i}]: duplicate image id {iid}; skipped")
             continue
+        skipped_ids.discard(iid)
         extra = {k: v for k, v in im.items() if k not in _IMAGE_KEYS}
         image_by_id[iid] = b.add_image(ImageInfo(file_name, width, height, iid, split, folder / file_name, name, extra))
 
@@ -182,6 +191,11 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         try:
             if not isinstance(a, dict):
                 raise DataError("not an object")
+            missing = [k for k in ("image_id", "category_id", "bbox") if k not in a]
+            if missing:
+                raise DataError(f"has no {', '.join(map(repr, missing))}")
+            if _hashable(a["image_id"]) and a["image_id"] in skipped_ids and a["image_id"] not in image_by_id:
+                continue  # its image was skipped, and said so
             if not _hashable(a.get("image_id")) or a.get("image_id") not in image_by_id:
                 raise DataError(f"image_id {a.get('image_id')!r} is not in 'images' (annotation without image)")
             cid = a.get("category_id")

@@ -202,15 +202,17 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
     sources = _split_sources(cfg, base, root, yaml_path)
     for split, source in sources:
         for image_path, file_name in progress(_split_images(split, source, base, b), f"reading YOLO {split}".strip()):
+            label = label_path_for(image_path)
+            labels = [(label, False), (ignore_path(label, "labels"), True)]
             try:
                 width, height = read_image_size(image_path)
             except DataError as e:
-                b.issue(_shown(image_path, root), f"{e}; image skipped")
+                b.issue(_shown(image_path, root), f"{e}; image skipped with its labels")
+                label_files_used |= {p.resolve() for p, _ in labels if p.is_file()}  # not orphans: said once here
                 continue
-            label = label_path_for(image_path)
             info = ImageInfo(file_name, width, height, 0, split, image_path, _shown(label, root))
             found = []
-            for p, ignored in ((label, False), (ignore_path(label, "labels"), True)):
+            for p, ignored in labels:
                 if p.is_file():
                     label_files_used.add(p.resolve())
                     found.append((_shown(p, root), ignored, *parse_label_file(p, _shown(p, root), b, polygons=True)))
