@@ -28,7 +28,7 @@ def test_convert_command_reports_a_bad_file_on_one_line_and_converts_the_rest(vo
     assert status == 1
     assert err.strip().splitlines() == [
         "error: Annotations/000003.xml: cannot be parsed (ParseError: no element found: line 1, column 20); file skipped"]
-    assert "5 images" in out and "1 problems in 1 files (listed above), the rest converted" in out
+    assert "5 images" in out and "1 problem in 1 file (listed above), the rest converted" in out
     ds = read_dataset(tmp_path / "coco")
     assert len(ds.images) == 5 and [c.id for c in ds.categories] == [10, 20, 30]
     w, h = ds.boxes[:, 2] - ds.boxes[:, 0], ds.boxes[:, 3] - ds.boxes[:, 1]
@@ -128,7 +128,7 @@ def test_det_eval_names_what_it_could_not_read_in_predictions_and_ground_truth(v
     assert main(["det-eval", str(voc), str(tmp_path / "r.json")]) == 1
     err = capsys.readouterr().err
     assert "error: Annotations/000000.xml object 0: bndbox/xmin is not a number" in err
-    assert "1 ground-truth problems (listed above)" in err
+    assert "1 ground-truth problem (listed above)" in err
     assert [str(i) for i in evaluate_voc(voc, tmp_path / "r.json").issues] == [
         "Annotations/000000.xml object 0: bndbox/xmin is not a number: 'x12'; object skipped"]
 
@@ -192,7 +192,7 @@ def test_convert_counts_invalid_boxes_it_writes_and_check_detection_lists_them(t
     (tmp_path / "gt.json").write_text(json.dumps(data))
     assert main(["convert", str(tmp_path / "gt.json"), str(tmp_path / "yolo"), "--to", "yolo"]) == 0
     out = capsys.readouterr().out
-    assert "1 images, 4 objects (0 ignored); 3 invalid boxes (outside the image, empty or corners swapped) " \
+    assert "1 image, 4 objects (0 ignored); 3 invalid boxes (outside the image, empty or corners swapped) " \
            "written as they are" in out
     assert len(read_dataset(tmp_path / "yolo").boxes) == 4  # nothing dropped or clipped
     assert main(["check-detection", str(tmp_path / "yolo")]) == 1

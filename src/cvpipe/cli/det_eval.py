@@ -44,6 +44,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from cvpipe.cli.convert import names_list
     from cvpipe.detection import evaluate_coco, evaluate_voc
+    from cvpipe.detection.annotations import count
 
     common = dict(gt_format=args.gt_format, pred_format=args.pred_format, split=args.split,
                   classes=names_list(args.classes), out_dir=args.out)
@@ -57,7 +58,7 @@ def run(args) -> int:
     errors = sum(issue.level == "error" for issue in result.issues)
     print(result.summary())
     if errors:
-        print(f"{errors} ground-truth problems (listed above): what they name is not in these numbers; "
+        print(f"{count(errors, 'ground-truth problem')} (listed above): what they name is not in these numbers; "
               "fix them (`cvpipe check-detection GT`) for a faithful evaluation", file=sys.stderr)
     if args.out:
         print(f"wrote {args.out}/summary.json, per_class.csv, pr_curves.png", file=sys.stderr)

@@ -306,6 +306,11 @@ class DatasetBuilder:
         )
 
 
+def count(n: int, noun: str, plural: str = "") -> str:
+    """``"1 problem"``, ``"2 problems"``; ``plural`` for the irregular nouns (``box``, ``boxes``)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def first_duplicate(values: Iterable):
     """The first value that occurs a second time, or None (one pass with a set)."""
     seen = set()

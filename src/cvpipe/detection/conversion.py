@@ -17,6 +17,7 @@ from cvpipe.detection.annotations import (
     DetectionDataset,
     Issue,
     box_defects,
+    count,
     fill_image_sizes,
     first_duplicate,
 )
@@ -54,14 +55,15 @@ class ConversionReport:
     def summary(self) -> str:
         if not self.written:
             return (f"nothing converted: no image of {self.source} ({self.src_format}) could be read "
-                    f"({len(self.errors)} problems listed above); {self.destination} was not written")
+                    f"({count(len(self.errors), 'problem')} listed above); {self.destination} was not written")
         text = (f"converted {self.source} ({self.src_format}) -> {self.destination} ({self.dst_format}): "
-                f"{self.images} images, {self.objects} objects ({self.ignored} ignored)")
+                f"{count(self.images, 'image')}, {count(self.objects, 'object')} ({self.ignored} ignored)")
         if self.errors:
-            text += f"; {len(self.errors)} problems in {self.files_with_errors} files (listed above), the rest converted"
+            text += (f"; {count(len(self.errors), 'problem')} in {count(self.files_with_errors, 'file')} (listed above), "
+                     "the rest converted")
         if self.invalid_boxes:
-            text += (f"; {self.invalid_boxes} invalid boxes (outside the image, empty or corners swapped) written as "
-                     f"they are: `cvpipe check-detection {self.destination}` lists them")
+            text += (f"; {count(self.invalid_boxes, 'invalid box', 'invalid boxes')} (outside the image, empty or "
+                     f"corners swapped) written as they are: `cvpipe check-detection {self.destination}` lists them")
         return text
 
 

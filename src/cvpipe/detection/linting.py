@@ -20,6 +20,7 @@ from cvpipe.detection.annotations import (
     DetectionDataset,
     Issue,
     box_defects,
+    count,
     image_sizes,
     output_folder,
     progress,
@@ -69,9 +70,9 @@ class LintReport:
                 lines.append(f"{level}: ... and {n} more like '{kind}'")
         s = self.stats
         lines.append(
-            f"{self.path} ({self.format}): {s.get('images', 0)} images, {s.get('objects', 0)} objects "
-            f"({s.get('ignored', 0)} ignored), {s.get('classes', 0)} classes, "
-            f"{s.get('images_without_objects', 0)} images without objects"
+            f"{self.path} ({self.format}): {count(s.get('images', 0), 'image')}, {count(s.get('objects', 0), 'object')} "
+            f"({s.get('ignored', 0)} ignored), {count(s.get('classes', 0), 'class', 'classes')}, "
+            f"{count(s.get('images_without_objects', 0), 'image')} without objects"
         )
         if s.get("objects_per_class"):
             per = ", ".join(f"{k}: {v}" for k, v in s["objects_per_class"].items())
@@ -80,7 +81,7 @@ class LintReport:
             lines.append("box width px (min/median/max): {:.1f} / {:.1f} / {:.1f}; height: {:.1f} / {:.1f} / {:.1f}".format(
                 *s["box_width"], *s["box_height"]))
             lines.append("COCO size ranges: {small} small, {medium} medium, {large} large".format(**s["size_ranges"]))
-        lines.append(f"{len(self.errors)} errors, {len(self.warnings)} warnings")
+        lines.append(f"{count(len(self.errors), 'error')}, {count(len(self.warnings), 'warning')}")
         for p in self.plots:
             lines.append(f"plot: {p}")
         return "\n".join(lines)
