@@ -199,3 +199,10 @@ def test_convert_counts_invalid_boxes_it_writes_and_check_detection_lists_them(t
     out = capsys.readouterr().out
     assert [line.split(": ")[1:3] for line in out.splitlines() if line.startswith("error:")] == [
         ["labels/a.txt", f"line {n}"] for n in (2, 3, 4)]
+
+
+def test_yolo_prediction_errors_name_the_line(voc, tmp_path, capsys):
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred/000001.txt").write_text("0 0.5 0.5 0.2 0.2 0.9\n\n2 0.5 0.5 0.2 0.2 0.8\n7 0.5 0.5 0.2 0.2 0.7\n")
+    assert main(["det-eval", str(voc), str(tmp_path / "pred"), "--pred-format", "yolo"]) == 2
+    assert f"{tmp_path / 'pred/000001.txt'} line 4: class 7 is not an index 0..2" in capsys.readouterr().err

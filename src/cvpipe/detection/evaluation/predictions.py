@@ -124,8 +124,9 @@ def _first_bad_result(data: list) -> str:
     return "every result needs image_id, category_id, bbox [x, y, w, h] and score"
 
 
-def _read_rows(path: Path, columns: int, first_is_text: bool) -> tuple[list[str], np.ndarray]:
-    heads, rows = [], []
+def _read_rows(path: Path, columns: int, first_is_text: bool) -> tuple[list, np.ndarray, np.ndarray]:
+    """(first column of each line, the other columns ``(n, columns - 1)``, 1-based line numbers ``(n,)``)."""
+    heads, rows, numbers = [], [], []
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -143,7 +144,8 @@ def _read_rows(path: Path, columns: int, first_is_text: bool) -> tuple[list[str]
             raise DataError(f"{path} line {n}: not numbers: {line.strip()!r}") from None
         heads.append(head)
         rows.append(values)
-    return heads, np.array(rows, dtype=np.float64).reshape(-1, columns - 1)
+        numbers.append(n)
+    return heads, np.array(rows, dtype=np.float64).reshape(-1, columns - 1), np.array(numbers, dtype=np.int64)
 
 
 def read_yolo_predictions(folder, gt: DetectionDataset) -> Detections:
@@ -161,10 +163,12 @@ def read_yolo_predictions(folder, gt: DetectionDataset) -> Detections:
         if i is None:
             unknown.append(key)
             continue
-        heads, rows = _read_rows(p, 6, first_is_text=False)
+        heads, rows, lines = _read_rows(p, 6, first_is_text=False)
         cls = np.array(heads, dtype=np.float64)
-        if len(cls) and (np.any(cls != np.round(cls)) or cls.min() < 0 or cls.max() >= len(ids)):
-            raise DataError(f"{p}: class index outside 0..{len(ids) - 1}")
+        bad = np.flatnonzero((cls != np.round(cls)) | (cls < 0) | (cls >= len(ids)))
+        if len(bad):
+            raise DataError(f"{p} line {lines[bad[0]]}: class {heads[bad[0]]:g} is not an index 0..{len(ids) - 1} "
+                            "of the ground truth's classes")
         im = gt.images[i]
         if im.width <= 0 or im.height <= 0:
             raise DataError(f"{im.file_name}: image size unknown, needed for normalised YOLO predictions")
@@ -193,7 +197,7 @@ def read_voc_predictions(folder, gt: DetectionDataset) -> Detections:
         name = _class_of_file(p.stem, list(by_name))
         if name is None:
             raise DataError(f"{p}: the file name names no ground-truth class (expected <prefix>_<class>.txt)")
-        heads, rows = _read_rows(p, 6, first_is_text=True)
+        heads, rows, _ = _read_rows(p, 6, first_is_text=True)
         index = []
         for h in heads:
             i = _lookup(h, full, bare, str(p))
