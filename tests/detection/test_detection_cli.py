@@ -206,3 +206,11 @@ def test_yolo_prediction_errors_name_the_line(voc, tmp_path, capsys):
     (tmp_path / "pred/000001.txt").write_text("0 0.5 0.5 0.2 0.2 0.9\n\n2 0.5 0.5 0.2 0.2 0.8\n7 0.5 0.5 0.2 0.2 0.7\n")
     assert main(["det-eval", str(voc), str(tmp_path / "pred"), "--pred-format", "yolo"]) == 2
     assert f"{tmp_path / 'pred/000001.txt'} line 4: class 7 is not an index 0..2" in capsys.readouterr().err
+
+
+def test_det_eval_refuses_an_iou_threshold_the_coco_protocol_would_ignore(voc, tmp_path, capsys):
+    (tmp_path / "r.json").write_text("[]")
+    assert main(["det-eval", str(voc), str(tmp_path / "r.json"), "--iou", "0.7"]) == 2
+    assert "--iou 0.7 applies to the VOC protocols" in capsys.readouterr().err
+    assert main(["det-eval", str(voc), str(tmp_path / "r.json"), "--iou", "0.7", "--protocol", "voc"]) == 0
+    assert "mAP@0.7 (all-point)" in capsys.readouterr().out

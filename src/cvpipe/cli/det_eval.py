@@ -36,7 +36,8 @@ def register(sub) -> None:
     p.add_argument("--pred-format", choices=PREDICTION_FORMATS, help="prediction format (detected when omitted)")
     p.add_argument("--split", help="evaluate only this split of the ground truth (e.g. val)")
     p.add_argument("--classes", help="ordered class names for YOLO/txt ground truth (a,b,c or a file)")
-    p.add_argument("--iou", type=float, default=0.5, help="IoU threshold of the VOC protocols (default 0.5)")
+    p.add_argument("--iou", type=float, help="IoU threshold of the VOC protocols (default 0.5); the COCO protocol "
+                   "uses 0.50:0.95 and refuses it")
     p.add_argument("--out", metavar="DIR", help="write summary.json, per_class.csv and pr_curves.png here")
     p.set_defaults(func=run)
 
@@ -45,14 +46,19 @@ def run(args) -> int:
     from cvpipe.cli.convert import names_list
     from cvpipe.detection import evaluate_coco, evaluate_voc
     from cvpipe.detection.annotations import count
+    from cvpipe.errors import ConfigError
 
     common = dict(gt_format=args.gt_format, pred_format=args.pred_format, split=args.split,
                   classes=names_list(args.classes), out_dir=args.out)
     if args.protocol == "coco":
+        if args.iou is not None:
+            raise ConfigError(f"--iou {args.iou:g} applies to the VOC protocols; the COCO protocol averages AP over "
+                              "IoU 0.50:0.95 and reports AP50 and AP75 (use --protocol voc for one threshold)")
         result = evaluate_coco(args.gt, args.predictions, **common)
     else:
         metric = "11-point" if args.protocol == "voc07" else "all-point"
-        result = evaluate_voc(args.gt, args.predictions, metric=metric, iou_threshold=args.iou, **common)
+        result = evaluate_voc(args.gt, args.predictions, metric=metric, iou_threshold=0.5 if args.iou is None else args.iou,
+                              **common)
     for issue in result.issues:
         print(f"{issue.level}: {issue}", file=sys.stderr)
     errors = sum(issue.level == "error" for issue in result.issues)
