@@ -87,6 +87,8 @@ def test_sigint_mid_epoch_saves_and_resumes_exactly(tmp_path, monkeypatch):
     resumed = cvpipe.train(None, [f"resume={broken.run_dir / 'weights' / 'last.pt'}"])
     assert resumed.stopped == ""
     assert_same_state(final_weights(whole.run_dir), final_weights(broken.run_dir))
+    # the interrupted epoch's train/loss and train/acc cover all its batches, not only the resumed ones
+    assert read_csv(broken.run_dir / "metrics.csv") == read_csv(whole.run_dir / "metrics.csv")
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

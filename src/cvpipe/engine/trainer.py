@@ -54,6 +54,9 @@ class TrainHooks:
 class TrainState:
     epoch: int = 0  # completed epochs
     epoch_step: int = 0  # batches done in an interrupted epoch (0 at an epoch boundary)
+    # (loss sum, correct, samples) of those batches over all ranks, so the resumed epoch's
+    # train/loss and train/acc cover the whole epoch, as in an uninterrupted run
+    epoch_sums: tuple[float, float, float] = (0.0, 0.0, 0.0)
     step: int = 0  # optimiser steps
     best: Optional[float] = None
     best_epoch: int = -1
@@ -134,6 +137,7 @@ class Trainer:
         unwrap(self.model).load_state_dict(ckpt["model"])
         s = self.state
         s.epoch, s.epoch_step, s.step = ckpt["epoch"], ckpt.get("epoch_step", 0), ckpt["step"]
+        s.epoch_sums = tuple(ckpt.get("epoch_sums", (0.0, 0.0, 0.0)))
         s.best, s.best_epoch, s.bad_epochs = ckpt.get("best"), ckpt.get("best_epoch", -1), ckpt.get("bad_epochs", 0)
         # The optimiser in the file was built for the trainable set of the epoch it was saved in.
         saved_in = s.epoch if s.epoch_step else max(s.epoch - 1, 0)
@@ -216,9 +220,10 @@ class Trainer:
         self.model.train()
         self.hooks.after_train_mode(self.model)
 
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
-        seen = torch.zeros((), device=self.device)
+        # Rank 0 carries the sums of the batches done before an interruption; the all-reduce at
+        # the end adds them to every rank's own.
+        carried = s.epoch_sums if skip and self.dist.is_main else (0.0, 0.0, 0.0)
+        loss_sum, correct, seen = (torch.tensor(v, device=self.device) for v in carried)
         progress = Progress(
             loader,
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -257,7 +262,8 @@ class Trainer:
                 correct += (logits.detach().argmax(1) == targets).sum()
             s.epoch_step = i + 1
             progress.update(loss=loss_sum.item() / seen.item(), lr=self.optimizer.param_groups[0]["lr"])
-            if self._should_stop():
+            if self._should_stop():  # every rank is here: sum for the checkpoint, then stop
+                s.epoch_sums = tuple(all_reduce_sum(torch.stack([loss_sum, correct, seen])).tolist())
                 return {}
         totals = all_reduce_sum(torch.stack([loss_sum, correct, seen]))
         if totals[2] == 0:  # resumed after the epoch's last batch: nothing left to measure
@@ -324,6 +330,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "epoch": s.epoch,
             "epoch_step": s.epoch_step,
+            "epoch_sums": list(s.epoch_sums) if s.epoch_step else [0.0, 0.0, 0.0],
             "step": s.step,
             "best": s.best,
             "best_epoch": s.best_epoch,
