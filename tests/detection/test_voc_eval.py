@@ -130,3 +130,12 @@ def test_threshold_is_strict_and_difficult_objects_neither_count_nor_punish():
     result = evaluate_voc(gt, on_difficult)
     assert result.ap["a"] == 1.0 and result.num_gt["a"] == 1
     np.testing.assert_array_equal(result.curves["a"][1], [0.0, 1.0])  # the first one is neither TP nor FP
+
+
+def test_eleven_point_thresholds_are_exactly_k_over_10_unlike_np_arange():
+    # 3 of 10 objects found at precision 1: recall is exactly 0.3, which np.arange's
+    # 0.30000000000000004 misses (py-faster-rcnn gives 3/11); the thresholds k/10 count it
+    recall, precision = np.array([0.1, 0.2, 0.3]), np.ones(3)
+    assert voc_ap(recall, precision, "11-point") == pytest.approx(4 / 11)
+    arange = sum(precision[recall >= t].max(initial=0.0) for t in np.arange(0, 1.1, 0.1)) / 11
+    assert arange == pytest.approx(3 / 11)

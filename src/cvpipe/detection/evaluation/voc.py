@@ -13,8 +13,8 @@ The protocol of the VOC devkit (and of the ``voc_eval`` port used by most detect
 * AP: ``"all-point"`` (VOC 2010+) is the area under the precision envelope (precision made
   monotone from the right) at every recall step; ``"11-point"`` (VOC 2007) averages the best
   precision at recall >= 0, 0.1, ..., 1.0. The thresholds are exactly ``k / 10`` (the common
-  Python port uses ``np.arange(0, 1.1, 0.1)``, whose 0.30000000000000004 differs from 0.3
-  when a recall is exactly 0.3).
+  Python port uses ``np.arange(0, 1.1, 0.1)``, whose 0.30000000000000004, 0.6000000000000001
+  and 0.7000000000000001 differ from 0.3, 0.6 and 0.7 when a recall is exactly one of them).
 
 Classes without any non-difficult ground truth have no AP (NaN) and are left out of the
 mean, as COCO leaves out its -1 entries.
