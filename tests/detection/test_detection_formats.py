@@ -524,7 +524,7 @@ def test_coco_image_ids_survive_a_trip_through_voc(voc, tmp_path):
     convert(tmp_path / "voc", tmp_path / "coco", "voc", "coco", images="none")
     data = json.loads((tmp_path / "coco/annotations/instances_val2017.json").read_text())
     assert sorted((im["file_name"], im["id"]) for im in data["images"]) == [("a.jpg", 42), ("sub/b.jpg", 7)]
-    assert sorted((a["image_id"], a["id"]) for a in data["annotations"])[0] == (7, 3)
+    assert min((a["image_id"], a["id"]) for a in data["annotations"]) == (7, 3)
     # a plain VOC dataset keeps cvpipe's 1..N numbering, and its rewrite gains no element
     root, _ = voc
     convert(root, tmp_path / "voc2", "voc", "voc", images="none")
@@ -546,8 +546,8 @@ def test_coco_messages_name_the_missing_key_and_a_skipped_image_is_reported_once
                             {"id": 4, "image_id": 2, "category_id": 1, "bbox": [0, 0, 2, 2]}]}
     path.write_text(json.dumps(data))
     assert [i.message for i in read_dataset(path).issues] == [
-        "images[1]: file name '../b.jpg' contains '..'; file names must stay inside the dataset folder; "
-        "skipped with its annotations",
+        ("images[1]: file name '../b.jpg' contains '..'; file names must stay inside the dataset folder; "
+         "skipped with its annotations"),
         "annotations[0]: has no 'image_id'; skipped",
         "annotations[1]: has no 'bbox'; skipped"]
     # YOLO: an unreadable image is one issue, not also "label file without image" for its labels
