@@ -3,8 +3,9 @@
 
 Classes come from a data YAML (``names`` as a list or ``{index: name}``; ``train``/``val``/
 ``test`` give image folders or ``.txt`` lists of images, relative to ``path`` or the YAML's
-folder, and refused when they lead outside that folder) or from ``classes.txt``. cvpipe adds ``category_ids`` to the YAML so COCO ids survive
-a trip through YOLO (Ultralytics ignores the key); without it index ``k`` becomes id ``k + 1``.
+folder, and refused when they lead outside that folder) or from ``classes.txt``. cvpipe adds
+``category_ids`` to the YAML so COCO ids survive a trip through YOLO (Ultralytics ignores the
+key); without it index ``k`` becomes id ``k + 1``.
 Splits are written under Ultralytics' keys (``train2017`` under ``train``, ``valid`` under
 ``val``) with their names in ``split_names``, which is read back the same way.
 
