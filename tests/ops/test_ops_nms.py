@@ -227,6 +227,26 @@ def test_hard_nms_options():
     assert nms(int_boxes, torch.tensor([0.9, 0.8]), 0.5).tolist() == [0]  # upcast, no error
 
 
+def test_class_aware_hard_nms_with_any_labels_and_negative_coordinates():
+    # torchvision's batched_nms offsets boxes by label * (max + 1) in float32: a label of 10**6
+    # (or image * num_classes + label over a batch) puts the boxes where float32 spacing is
+    # whole pixels, and negative coordinates let a box reach another class's range.
+    boxes = torch.tensor([[600.0, 600, 602, 602], [600.5, 600, 602.5, 602]])  # IoU 0.6
+    scores = torch.tensor([0.9, 0.8])
+    for label in (0, 7, 10**5, 10**7, -3):
+        assert nms(boxes, scores, 0.55, classes=torch.tensor([label, label])).tolist() == [0]
+        assert nms(boxes, scores, 0.65, classes=torch.tensor([label, label])).tolist() == [0, 1]
+    apart = torch.tensor([[0.0, 0, 10, 10], [-11, -11, -1, -1]])  # disjoint, different classes
+    assert nms(apart, scores, 0.5, classes=torch.tensor([0, 1])).tolist() == [0, 1]
+    assert batched_nms(apart, scores, torch.tensor([5, 2]), 0.5).tolist() == [0, 1]
+    # Random scenes with sparse labels and shifted coordinates: same as the slow reference.
+    for seed in range(3):
+        boxes, scores, labels = clustered(300, seed, classes=20, dtype=torch.float32)
+        boxes, labels = boxes - 300, labels * 100003
+        got = nms(boxes, scores, 0.5, classes=labels)
+        assert got.tolist() == indices(ref_greedy(boxes.double(), scores.double(), 0.5, labels))
+
+
 # ------------------------------------------------------------------------------------------
 # Every variant against its reference on random clustered boxes
 # ------------------------------------------------------------------------------------------

@@ -174,7 +174,8 @@ def nms(
 ) -> Tensor:
     """Hard (greedy) NMS: keep the best box, drop every box with IoU > ``iou_threshold``, repeat.
 
-    Runs torchvision's compiled ``nms`` (or ``batched_nms`` when ``classes`` is given).
+    Runs torchvision's compiled ``nms``; with ``classes``, once on boxes moved apart per class
+    (any labels and coordinates, negative ones included) or, for many boxes, once per class.
 
     Args:
         boxes: ``(N, 4)`` ``xyxy`` boxes.
@@ -202,8 +203,7 @@ def nms(
         # The kernel orders by a stable descending sort: best first, ties by lower index.
         keep = torchvision.ops.nms(boxes, scores, float(iou_threshold))
     elif boxes.shape[0] <= (_ONE_CALL_LIMIT_CPU if boxes.device.type == "cpu" else _ONE_CALL_LIMIT_GPU):
-        # One kernel call on boxes offset per class (torchvision's coordinate trick); stable.
-        keep = torchvision.ops.batched_nms(boxes, scores, classes, float(iou_threshold))
+        keep = _offset_nms(boxes, scores, classes, float(iou_threshold))
     else:
         keep = _per_class_nms(boxes, scores, classes, float(iou_threshold))
     if candidates is not None:
@@ -215,6 +215,25 @@ def nms(
 # crossover torchvision's batched_nms uses (4000 / 100000 coordinates on CPU / CUDA). On CUDA a
 # call per class would also mean a host sync per class.
 _ONE_CALL_LIMIT_CPU, _ONE_CALL_LIMIT_GPU = 1000, 25000
+
+
+def _offset_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
+    """One kernel call on boxes moved apart per class (torchvision's coordinate trick), made safe.
+
+    torchvision's ``batched_nms`` adds ``label * (max_coordinate + 1)`` to the boxes in their own
+    dtype. Large or sparse labels (COCO ids, ``image * num_classes + label``) then push float32
+    coordinates to where their spacing is whole pixels and overlaps come out wrong, and a box
+    with negative coordinates can land on a box of another class and suppress it. Here labels
+    become dense ranks, the offset is ``rank * (max - min + 1)`` so that the classes' ranges can
+    never meet, and the kernel runs in float64, where float32 coordinates plus such offsets stay
+    exact. Stable: equal scores keep the lower index first.
+    """
+    if boxes.shape[0] == 0:
+        return _empty_index(boxes)
+    rank = torch.unique(classes, return_inverse=True)[1]
+    wide = boxes.double()
+    offsets = rank.to(torch.float64) * (wide.max() - wide.min() + 1)
+    return torchvision.ops.nms(wide + offsets[:, None], scores.double(), iou_threshold)
 
 
 def _per_class_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
