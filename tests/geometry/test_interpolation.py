@@ -199,6 +199,17 @@ def test_shapes_and_dtypes():
     assert resize(torch.zeros(3, 9, 7, dtype=torch.uint8), (4, 4), mode="bicubic").dtype == torch.uint8
 
 
+@pytest.mark.parametrize("antialias", [False, True])
+@pytest.mark.parametrize("shape", [(3, 5, 6), (1, 3, 8, 8), (3, 1, 4, 4), (4, 5, 6)])
+def test_uint8_bilinear_to_a_single_pixel(shape, antialias):
+    # torch's uint8 bilinear kernel fails an internal assert for three planes and a 1x1 output.
+    image = torch.arange(int(np.prod(shape)), dtype=torch.float32).reshape(shape) % 256
+    out = resize(image.to(torch.uint8), (1, 1), antialias=antialias)
+    expected = resize(image, (1, 1), antialias=antialias).round().clamp(0, 255)
+    assert out.shape == shape[:-2] + (1, 1) and out.dtype == torch.uint8
+    assert (out.float() - expected).abs().max() <= 1
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
 @pytest.mark.parametrize("mode, align", [("bilinear", "half_pixel"), ("bicubic", "align_corners"), ("bilinear", "asymmetric"), ("nearest", "half_pixel")])
 def test_an_empty_batch_gives_an_empty_result(dtype, mode, align):

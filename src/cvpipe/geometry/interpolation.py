@@ -236,10 +236,11 @@ def resize(
 
     torch_kwargs = _torch_equivalent(mode, align, antialias, cubic_a, (in_h, in_w), (out_h, out_w))
     batch = image.shape[:-2]
-    if torch_kwargs is not None and image.dtype == torch.uint8 and mode == "bilinear":
+    if torch_kwargs is not None and image.dtype == torch.uint8 and mode == "bilinear" and (out_h, out_w) != (1, 1):
         # torch's integer bilinear kernel rounds within one grey level of the float path.
         # (Its integer bicubic differs from float and from OpenCV by up to 25 grey levels
-        # on noisy images, so bicubic stays in float.)
+        # on noisy images, so bicubic stays in float. For a 1x1 output of 3 planes it fails
+        # an internal assert, torch 2.14, so that one pixel is computed in float too.)
         x = F.interpolate(image.reshape(1, -1, in_h, in_w), (out_h, out_w), **torch_kwargs)
         return x.reshape(*batch, out_h, out_w)
 
