@@ -402,6 +402,9 @@ def test_argument_errors():
         and_nms(boxes, scores, float("nan"))
     with pytest.raises(ValueError, match="max_det"):
         diou_nms(boxes, scores, 0.5, max_det=-1)
+    for fn in ALL_VARIANTS.values():  # a float used to escape as a TypeError from slicing
+        with pytest.raises(ValueError, match="max_det"):
+            fn(boxes, scores, max_det=2.0)
 
 
 # ------------------------------------------------------------------------------------------

@@ -148,10 +148,14 @@ def _finish(index: Tensor, scores: Tensor, max_det: int | None, *extras: Tensor)
     order = torch.sort(index).indices
     order = order[torch.sort(scores[order], descending=True, stable=True).indices]
     if max_det is not None:
-        if max_det < 0:
-            raise ValueError(f"max_det must be >= 0, got {max_det}")
+        _check_max_det(max_det)
         order = order[:max_det]
     return (index[order], scores[order], *(extra[order] for extra in extras))
+
+
+def _check_max_det(max_det: int) -> None:
+    if isinstance(max_det, bool) or not isinstance(max_det, numbers.Integral) or max_det < 0:
+        raise ValueError(f"max_det must be an integer >= 0 or None, got {max_det!r}")
 
 
 def _empty_index(boxes: Tensor) -> Tensor:
@@ -192,8 +196,8 @@ def nms(
     if score_threshold is not None:
         _check_threshold(score_threshold, "score_threshold")
     boxes, scores = _validate(boxes, scores, classes)
-    if max_det is not None and max_det < 0:
-        raise ValueError(f"max_det must be >= 0, got {max_det}")
+    if max_det is not None:
+        _check_max_det(max_det)
     candidates = None
     if score_threshold is not None:
         candidates = torch.nonzero(scores > score_threshold).squeeze(1)
