@@ -398,6 +398,11 @@ def test_argument_errors():
         soft_nms(boxes, scores, method="cubic")
     with pytest.raises(ValueError, match="kernel"):
         matrix_nms(boxes, scores, kernel="box")
+    for sigma in (0.0, -2.0, float("nan")):  # matrix NMS used to accept these silently
+        with pytest.raises(ValueError, match="sigma"):
+            matrix_nms(boxes, scores, sigma=sigma)
+        with pytest.raises(ValueError, match="sigma"):
+            soft_nms(boxes, scores, sigma=sigma)
     with pytest.raises(ValueError, match="iou_threshold"):
         and_nms(boxes, scores, float("nan"))
     with pytest.raises(ValueError, match="max_det"):

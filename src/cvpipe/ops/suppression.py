@@ -678,7 +678,7 @@ def matrix_nms(
     Args:
         boxes: ``(N, 4)`` ``xyxy``; scores: ``(N,)``; classes: optional ``(N,)`` labels.
         kernel: ``"gaussian"`` or ``"linear"``.
-        sigma: Gaussian kernel strength (2.0 in SOLOv2).
+        sigma: Gaussian kernel strength, > 0 (2.0 in SOLOv2); ignored by ``"linear"``.
         score_threshold: discard boxes whose decayed score is not above it (``None``: keep all).
         max_det: keep at most this many boxes.
 
@@ -688,6 +688,8 @@ def matrix_nms(
     """
     if kernel not in ("gaussian", "linear"):
         raise ValueError(f"unknown matrix-NMS kernel {kernel!r}; expected 'gaussian' or 'linear'")
+    if kernel == "gaussian" and not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma!r}")
     if score_threshold is not None:
         _check_threshold(score_threshold, "score_threshold")
     boxes, scores, classes, _ = _prepare(boxes, scores, classes, None)
