@@ -148,3 +148,12 @@ def test_integer_inputs_are_upcast():
     b = torch.tensor([[0, 0, 4, 2]])
     assert iou_loss(a, b).dtype == torch.float32
     assert box_l1_loss(a, b).tolist() == [2.0]
+
+
+@pytest.mark.parametrize("loss", [box_l1_loss, box_smooth_l1_loss, complete_box_iou_loss])
+def test_non_tensor_boxes_raise_value_error(loss):
+    # The L1 losses used to fail with "AttributeError: 'list' object has no attribute 'shape'".
+    box = torch.tensor([[0.0, 0, 4, 4]])
+    for a, b in [([[0.0, 0, 4, 4]], box), (box, box.numpy())]:
+        with pytest.raises(ValueError, match="boxes[12] must be a torch.Tensor"):
+            loss(a, b)

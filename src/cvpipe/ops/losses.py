@@ -79,6 +79,9 @@ def complete_box_iou_loss(boxes1: Tensor, boxes2: Tensor, reduction: str = "none
 
 
 def _check_pair(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
+    for name, boxes in (("boxes1", boxes1), ("boxes2", boxes2)):
+        if not isinstance(boxes, Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(boxes).__name__}")
     if boxes1.shape != boxes2.shape or boxes1.ndim == 0 or boxes1.shape[-1] != 4:
         raise ValueError(f"boxes must both have the same shape (..., 4), got {tuple(boxes1.shape)} and {tuple(boxes2.shape)}")
     dtype = torch.promote_types(boxes1.dtype, boxes2.dtype)
