@@ -210,6 +210,9 @@ def test_bad_arguments_raise_value_error():
         remap(img, grid, torch.zeros(4, 5))
     with pytest.raises(ValueError, match="image"):
         remap(torch.zeros(8, 8), grid, grid)
+    with pytest.raises(ValueError, match="one map per image"):  # was a RuntimeError from expand
+        remap(torch.zeros(2, 3, 8, 8), torch.zeros(3, 4, 4), torch.zeros(3, 4, 4))
+    assert remap(torch.zeros(2, 3, 8, 8), torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)).shape == (2, 3, 4, 4)
     with pytest.raises(ValueError, match="alpha"):
         optimal_new_camera_matrix(torch.eye(3), None, (8, 8), 1.5)
 

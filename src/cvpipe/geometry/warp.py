@@ -57,7 +57,7 @@ def remap(
     Args:
         image: ``(C, H, W)`` or ``(B, C, H, W)``, uint8 or float.
         map_x, map_y: ``(H', W')`` or ``(B, H', W')`` source x (column) and y (row)
-            coordinates, pixel centres at integers.
+            coordinates, pixel centres at integers; ``B`` is the image batch size or 1.
         mode: ``"bilinear"`` (``INTER_LINEAR``), ``"nearest"`` (``INTER_NEAREST``, ties to
             even) or ``"bicubic"`` (``INTER_CUBIC``, Keys kernel with a = -0.75).
         padding: value of taps outside the image: ``"zeros"`` (``BORDER_CONSTANT`` with 0)
@@ -80,6 +80,10 @@ def remap(
     unbatched = image.dim() == 3
     if unbatched and map_x.dim() == 3:
         raise ValueError("batched maps (B, H', W') need a batched image (B, C, H, W)")
+    if map_x.dim() == 3 and map_x.shape[0] not in (1, image.shape[0]):
+        raise ValueError(
+            f"batched maps {tuple(map_x.shape)} need one map per image of the batch {tuple(image.shape)} (or B = 1)"
+        )
     dtype = _compute_dtype(image)
     x = image.unsqueeze(0) if unbatched else image
     x = x.to(dtype)
