@@ -197,3 +197,17 @@ def test_vit_tokens_follow_the_input_size_not_a_fixed_grid(tiny_vit):
     grid = tokens_to_map(tokens, (48, 32), (8, 8))
     assert grid.shape == (1, 2, 6, 4)
     assert grid[0, 0, 0, 1].item() == tokens[0, 2, 0].item()  # class token dropped, row-major order
+
+
+@pytest.mark.parametrize("method", ["gradcam", "scorecam", "eigencam"])
+def test_a_one_by_one_layer_is_a_config_error_not_a_blank_map(small_cnn, method):
+    # features.2 has stride 4: a 4x4 input leaves a 1x1 map, whose normalised CAM is all zeros
+    # (e.g. ResNet's default layer4 on 32 px images).
+    with pytest.raises(ConfigError, match=r"layer 'features.2' gives a 1x1 map for a 4x4 input.*earlier layer"):
+        compute_cam(small_cnn, torch.randn(2, 3, 4, 4), method)
+    assert compute_cam(small_cnn, torch.randn(2, 3, 4, 4), method, layers="features.0").maps.max() > 0.99
+
+
+def test_a_layer_without_a_spatial_output_is_named_in_the_error(small_cnn):
+    with pytest.raises(ConfigError, match=r"layer 'fc' has shape \(1, 5\)"):
+        compute_cam(small_cnn, torch.randn(1, 3, 16, 16), "gradcam", layers="fc")

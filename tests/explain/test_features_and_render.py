@@ -126,3 +126,8 @@ def test_explain_images_streams_batches_of_mixed_sizes(tmp_path, small_cnn):
     open_png(report.grid, (150, 150))  # the 16 px images only
     assert set(report.faithfulness()) == {"gradcam", "xgradcam"}
     assert report.summary_csv.read_text().count("\n") == 13
+
+
+def test_a_layer_without_a_spatial_output_is_named_in_the_error(small_cnn):
+    with pytest.raises(ConfigError, match=r"layer 'fc' has shape \(1, 5\)"):
+        capture_features(small_cnn, torch.randn(1, 3, 16, 16), "fc")

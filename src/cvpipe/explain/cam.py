@@ -190,11 +190,11 @@ def compute_cam(
         raise ValueError(f"inputs must be (B, C, H, W), got shape {tuple(inputs.shape)}")
     named = resolve_layers(model, layers)
     input_hw = (int(inputs.shape[-2]), int(inputs.shape[-1]))
-    if reshape is None:
-        patch = find_patch_size(model)
+    patch = find_patch_size(model) if reshape is None else None
+    custom_reshape = reshape
 
-        def reshape(t):
-            return to_spatial(t, input_hw, patch)
+    def spatial(t: torch.Tensor, name: str) -> torch.Tensor:
+        return custom_reshape(t) if custom_reshape is not None else to_spatial(t, input_hw, patch, name)
 
     device = next(iter(model.parameters()), inputs).device
     x = inputs.detach().to(device)
@@ -220,8 +220,17 @@ def compute_cam(
                 for n, g in zip(names, grads):
                     if g is None:
                         raise ConfigError(f"layer {n!r} does not influence the logits; pick another layer")
-            activations = [reshape(o.detach()) for o in outputs]
-            grads = [reshape(g) if g is not None else None for g in grads]
+            activations = [spatial(o.detach(), n) for n, o in zip(names, outputs)]
+            grads = [spatial(g, n) if g is not None else None for n, g in zip(names, grads)]
+            for n, a in zip(names, activations):
+                if a.shape[-2] * a.shape[-1] == 1:
+                    # Min-max normalising a single value gives 0: a blank overlay, not an explanation.
+                    size = "x".join(map(str, input_hw))
+                    raise ConfigError(
+                        f"layer {n!r} gives a 1x1 map for a {size} input, so its CAM is a single value "
+                        "(a blank overlay); pick an earlier layer with layer=NAME (`cvpipe features "
+                        "CHECKPOINT --list` shows each layer's size) or train at a larger image size"
+                    )
             logits = logits.detach()
             del outputs, x
         model_inputs = inputs.detach().to(device)  # Score-CAM masks these

@@ -47,7 +47,7 @@ def capture_features(
         return outputs
     hw = (int(inputs.shape[-2]), int(inputs.shape[-1]))
     patch = find_patch_size(model)
-    return {name: to_spatial(t, hw, patch) for name, t in outputs.items()}
+    return {name: to_spatial(t, hw, patch, name) for name, t in outputs.items()}
 
 
 @torch.no_grad()

@@ -160,14 +160,16 @@ def find_patch_size(model: nn.Module) -> Optional[tuple[int, int]]:
 
 
 def tokens_to_map(
-    tokens: torch.Tensor, input_hw: tuple[int, int], patch_size: Optional[tuple[int, int]] = None
+    tokens: torch.Tensor, input_hw: tuple[int, int], patch_size: Optional[tuple[int, int]] = None, name: str = ""
 ) -> torch.Tensor:
     """Transformer tokens (B, N, D) -> spatial map (B, D, H/p, W/p) on the patch grid.
 
     The grid is (H // p, W // p) for the actual input size, so any resolution works. Leading
     tokens beyond the grid (class token, distillation or register tokens) are dropped. Without a
     known patch size the largest grid with the input's aspect ratio that fits N tokens is used.
+    ``name`` (the layer's dotted name) goes into error messages.
     """
+    what = f"layer {name!r}" if name else "layer output"
     b, n, d = tokens.shape
     height, width = input_hw
     if patch_size is not None:
@@ -183,13 +185,13 @@ def tokens_to_map(
                 break
         if gh * gw == 0:
             raise ConfigError(
-                f"cannot lay {n} tokens on a patch grid for a {height}x{width} input; "
+                f"{what}: cannot lay {n} tokens on a patch grid for a {height}x{width} input; "
                 "pick a layer with a spatial (B, C, H, W) output"
             )
     extra = n - gh * gw
     if extra < 0:
         raise ConfigError(
-            f"layer output has {n} tokens but a {height}x{width} input makes a {gh}x{gw} patch grid; "
+            f"{what} has {n} tokens but a {height}x{width} input makes a {gh}x{gw} patch grid; "
             "pick a layer inside the transformer blocks"
         )
     grid = tokens[:, extra:, :]
@@ -197,15 +199,18 @@ def tokens_to_map(
 
 
 def to_spatial(
-    tensor: torch.Tensor, input_hw: tuple[int, int], patch_size: Optional[tuple[int, int]] = None
+    tensor: torch.Tensor, input_hw: tuple[int, int], patch_size: Optional[tuple[int, int]] = None, name: str = ""
 ) -> torch.Tensor:
-    """A layer output as (B, C, h, w): CNN maps pass through, transformer tokens are re-gridded."""
+    """A layer output as (B, C, h, w): CNN maps pass through, transformer tokens are re-gridded.
+
+    ``name`` (the layer's dotted name) goes into error messages."""
     if tensor.ndim == 4:
         return tensor
     if tensor.ndim == 3:
-        return tokens_to_map(tensor, input_hw, patch_size)
+        return tokens_to_map(tensor, input_hw, patch_size, name)
+    what = f"layer {name!r}" if name else "layer output"
     raise ConfigError(
-        f"layer output has shape {tuple(tensor.shape)}; CAM and feature maps need (B, C, H, W) maps "
+        f"{what} has shape {tuple(tensor.shape)}; CAM and feature maps need (B, C, H, W) maps "
         "or (B, N, D) tokens, so pick an earlier layer"
     )
 
