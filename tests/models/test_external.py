@@ -86,6 +86,27 @@ def test_timm_model_follows_the_contract():
     assert not model.model.layer1[0].conv1.weight.requires_grad and model.model.fc.weight.requires_grad
 
 
+def test_timm_stem_is_frozen_and_decayed_like_the_zoo_resnet():
+    """timm's feature_info starts at the stem activation (no weights): conv1/bn1 were in no part,
+    so freeze_stages=1 and "stem" froze nothing and layer-wise decay gave the stem the head's rate."""
+    pytest.importorskip("timm")
+    from cvpipe.models.finetune import lr_scale_fn
+
+    with torch.device("meta"):
+        timm_net, zoo = create_model("timm:resnet18", num_classes=3), create_model("resnet18", num_classes=3)
+    assert timm_net.stem_names == ("model.conv1", "model.bn1")
+    assert timm_net.stage_names == tuple(f"model.layer{i}" for i in range(1, 5)) == tuple(f"model.{s}" for s in zoo.stage_names)
+    ours, theirs = lr_scale_fn(zoo, {}, 0.5), lr_scale_fn(timm_net, {}, 0.5)
+    for name, _ in zoo.named_parameters():
+        assert theirs("model." + name) == ours(name), name
+    assert freeze(timm_net, ["stem"]) == ["model.conv1.weight", "model.bn1.weight", "model.bn1.bias"]
+    with torch.device("meta"):
+        vit = create_model("timm:vit_tiny_patch16_224", num_classes=3)
+    assert set(vit.stem_names) == {"model.cls_token", "model.pos_embed", "model.patch_embed.proj"}
+    decay = lr_scale_fn(vit, {}, 0.5)
+    assert decay("model.pos_embed") == decay("model.patch_embed.proj.weight") == 0.5**13 < decay("model.blocks.0.norm1.weight")
+
+
 def test_timm_channels_last_model_gives_spatial_cam_maps():
     """timm's Swin ends in (B, H, W, C): read as (B, C, H, W) that made a 2x192 'map'."""
     pytest.importorskip("timm")

@@ -105,6 +105,14 @@ def test_bad_freeze_settings_are_config_errors():
         freeze(model, stages=5)
 
 
+def test_a_stem_the_model_does_not_name_is_a_config_error_not_a_silent_no_op():
+    model = create_model("lenet", num_classes=3)
+    with pytest.raises(ConfigError, match="model.freeze: LeNet names no stem; use dotted module names"):
+        freeze(model, ["stem"])
+    with pytest.raises(ConfigError, match="model.lr_groups: LeNet names no stem"):
+        lr_scale_fn(model, {"stem": 0.1})
+
+
 def test_lr_groups_and_layer_decay():
     model = create_model("resnet18", num_classes=3)
     assert lr_scale_fn(model, {}, 0.0) is None

@@ -189,6 +189,33 @@ class _Permute(nn.Module):
         return x.permute(*self.dims)
 
 
+def _timm_stem_and_stages(net: nn.Module, info: list[str], head: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """cvpipe part names of a timm model from its ``feature_info`` modules.
+
+    Stages are the feature-info modules that hold parameters (timm's ResNet lists its stem
+    activation ``act1`` first; a stage without weights would make ``freeze_stages=1`` freeze
+    nothing and shift every later stage). The stem is every module (or direct parameter, such
+    as a ViT's ``cls_token`` and ``pos_embed``) whose parameters come before the first stage's,
+    so freezing the stem and layer-wise decay reach ``conv1``/``patch_embed`` too.
+    """
+
+    def under(name: str, prefix: str) -> bool:
+        return name == prefix or name.startswith(prefix + ".")
+
+    names = [n for n, _ in net.named_parameters()]
+    stages = [m for m in info if any(under(n, m) for n in names)]
+    stem: list[str] = []
+    for n in names:
+        if stages and under(n, stages[0]):
+            break
+        if not stages or (head and under(n, head)):
+            continue
+        owner = n.rsplit(".", 1)[0] if "." in n else n  # the module holding it, or the parameter itself
+        if owner not in stem:
+            stem.append(owner)
+    return tuple(f"model.{m}" for m in stem), tuple(f"model.{m}" for m in stages)
+
+
 class TimmClassifier(Classifier):
     """A timm model (which already has the contract's methods) with cvpipe's part names added."""
 
@@ -213,8 +240,7 @@ class TimmClassifier(Classifier):
         # layer) and are turned back before timm's head: same maths, one view each way.
         self.to_nchw = _Permute(0, 3, 1, 2) if str(getattr(net, "output_fmt", "")) == "NHWC" else None
         self.default_cam_layer = "to_nchw" if self.to_nchw is not None else f"model.{info[-1]}" if info else ""
-        self.stem_names = ()
-        self.stage_names = tuple(f"model.{m}" for m in info)
+        self.stem_names, self.stage_names = _timm_stem_and_stages(net, info, head)
         self.head_names = (f"model.{head}",) if head else ()
 
     def adapt_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -63,7 +63,11 @@ def _top_level(model: nn.Module) -> str:
 
 def _check_prefixes(model: nn.Module, prefixes: Iterable[str], key: str) -> None:
     names = [strip_wrapper_prefixes(n) for n, _ in unwrap(model).named_parameters()]
+    stem, _, _ = model_parts(model)
     for p in prefixes:
+        if p == "stem" and not stem:
+            raise ConfigError(f"{key}: {type(unwrap(model)).__name__} names no stem; use dotted module names "
+                              f"(its top-level modules are {_top_level(model)})")
         if p in ("backbone", "head", "stem"):
             continue
         if not any(_under(n, p) for n in names):
