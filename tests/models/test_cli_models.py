@@ -33,3 +33,12 @@ def test_a_plain_word_matches_anywhere_in_the_name_ignoring_case(capsys):
     assert "\nresnet18 " in out and "\nresnet50 " in out and "\nvgg11 " not in out
     assert list_models("vit_b*") == ["vit_b_16", "vit_b_32"]  # a glob still matches whole names
     assert list_models("b_16") == ["vit_b_16"]
+
+
+def test_the_prefixes_the_footer_advertises_list_their_models(capsys):
+    assert main(["models", "tv:resnet1"]) == 0
+    out = capsys.readouterr().out
+    assert "tv:resnet18\n" in out and "tv:resnet152\n" in out and "tv:vgg11" not in out
+    assert main(["models", "tv:nothing*"]) == 2
+    err = capsys.readouterr().err
+    assert "no tv model matches 'nothing*'" in err and err.count("\n") == 1
