@@ -240,3 +240,20 @@ def test_sigterm_during_the_file_check_removes_the_new_run_folder(tmp_path, monk
     assert "interrupted" in capsys.readouterr().err
     assert not runs.exists() or not any(runs.iterdir())
     assert signal.getsignal(signal.SIGTERM) == before  # handler restored
+
+
+def test_eval_with_a_cam_layer_too_small_to_explain_still_writes_the_report(tmp_path, capsys):
+    # ResNet-18 on 32 px images: layer4 (the CAM layer) is 1x1, so no overlay can be drawn
+    cfg = load_config(None, ["model.name=resnet18", "data.augment.image_size=32"])
+    classes = sorted(COLOURS)
+    model = build_model(cfg, len(classes))
+    preprocess = make_preprocess(cfg.data.augment, 3, [0.5] * 3, [0.25] * 3)
+    ckpt = save_checkpoint({"model": model.state_dict(), "config": to_dict(cfg), "classes": classes,
+                            "preprocess": preprocess, "multi_label": False}, tmp_path / "r.pt")
+    data = folder_dataset(tmp_path / "data", per_class=3)
+    assert main(["eval", str(ckpt), f"data={data}", "split=all", "cam=4", f"project={tmp_path / 'ev'}"]) == 0
+    out = capsys.readouterr().out
+    assert "no CAM gallery: layer 'layer4' gives a 1x1 map" in out, out
+    report = tmp_path / "ev" / "exp"
+    assert (report / "summary.json").is_file() and (report / "predictions.csv").is_file()
+    assert not (report / "mistakes_cam.png").exists()

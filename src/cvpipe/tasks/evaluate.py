@@ -104,7 +104,10 @@ def evaluate(
         metrics["skipped_files"] = [[str(p), r] for p, r in splits.skipped]
     if out_dir is not None:
         if cam and not trained.multi_label:
-            _cam_gallery(trained, dataset, logits, targets, cam, cam_method, out_dir, dev)
+            try:
+                _cam_gallery(trained, dataset, logits, targets, cam, cam_method, out_dir, dev)
+            except ConfigError as e:  # e.g. a CAM layer with a 1x1 map: the report stands without it
+                log.warning(f"warning: no CAM gallery: {e}")
         (out_dir / "summary.json").write_text(json.dumps(_jsonable(metrics), indent=1), encoding="utf-8")
         log.info(f"report saved to {out_dir}")
     log.info(_headline(metrics, trained.multi_label))
