@@ -42,6 +42,17 @@ def test_cam_on_digits_with_faithfulness(digits_checkpoint, tmp_path, capsys):
     assert "faithfulness gradcam" in out and "faithfulness eigencam" in out
 
 
+def test_cam_summary_names_the_file_each_row_explains(digits_checkpoint, tmp_path):
+    checkpoint, root = digits_checkpoint
+    for folder, digit in (("a", "3"), ("b", "7")):  # two files of the same name
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.png").write_bytes((root / digit / sorted(p.name for p in (root / digit).iterdir())[0]).read_bytes())
+    images = [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")]
+    assert main(["cam", str(checkpoint), *images, f"project={tmp_path / 'cam'}"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "cam" / "exp" / "cam_summary.csv")))
+    assert [(r["image"], r["source"]) for r in rows] == [("x", images[0]), ("x_2", images[1])]
+
+
 def test_cam_on_a_user_folder_with_a_named_target(folder_checkpoint, tmp_path, capsys):
     checkpoint, root = folder_checkpoint
     code = main(["cam", str(checkpoint), str(root), "method=gradcam,layercam", "target=dog", "layer=layer3,layer4",

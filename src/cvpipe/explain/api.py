@@ -21,12 +21,15 @@ from cvpipe.explain.faithfulness import DEFAULT_FRACTIONS, class_probability, ro
 from cvpipe.explain.features import capture_features, save_feature_grid
 from cvpipe.explain.render import save_cam_grid, save_cam_outputs
 
-Sample = tuple[str, torch.Tensor, torch.Tensor]  # (name, input (C, H, W), display (C, H, W))
+# (name, input (C, H, W), display (C, H, W)); a Path as name is an image file: outputs are named
+# after its stem and the summary keeps the whole path in ``source``
+Sample = tuple[Union[str, Path], torch.Tensor, torch.Tensor]
 
 
 @dataclass
 class CamRecord:
-    image: str
+    image: str  # the name the outputs carry (unique within a run: cat, cat_2, ...)
+    source: str  # what it was made from: the image file, or the name given
     method: str
     target: str  # class name (or index when names are unknown)
     probability: float  # the model's probability of the explained class (sigmoid when multi-label)
@@ -97,7 +100,8 @@ def explain_images(
     skipped: dict[str, str] = {}
     seen = 0
     for names, inputs, display in _batches(samples, batch_size):
-        names = [_unique(n, used) for n in names]
+        sources = [str(n) for n in names]
+        names = [_unique(n.stem if isinstance(n, Path) else n, used) for n in names]
         targets = target[seen : seen + len(names)] if isinstance(target, (list, tuple)) else target
         seen += len(names)
         inputs = inputs.to(device)
@@ -126,6 +130,7 @@ def explain_images(
                 records.append(
                     CamRecord(
                         image=name,
+                        source=sources[i],
                         method=method,
                         target=class_names[t] if class_names is not None and t < len(class_names) else str(t),
                         probability=float(result.probs[i]),
@@ -177,7 +182,7 @@ def save_feature_maps(
     return paths
 
 
-def _batches(samples: Iterable[Sample], size: int) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+def _batches(samples: Iterable[Sample], size: int) -> Iterator[tuple[list, torch.Tensor, torch.Tensor]]:
     """Stack consecutive samples of one input size into batches of at most ``size``."""
     names, inputs, displays = [], [], []
     for name, x, shown in samples:

@@ -97,7 +97,7 @@ def cam(
                 unreadable.append(str(error))
                 continue
             x = trained.transform(image)
-            yield Path(path).stem, x, denormalize(x, trained.preprocess)
+            yield Path(path), x, denormalize(x, trained.preprocess)
         if len(unreadable) == len(paths):
             raise DataError(f"none of the {len(paths)} images could be read; the first: {unreadable[0]}")
 
