@@ -257,3 +257,16 @@ def test_eval_with_a_cam_layer_too_small_to_explain_still_writes_the_report(tmp_
     report = tmp_path / "ev" / "exp"
     assert (report / "summary.json").is_file() and (report / "predictions.csv").is_file()
     assert not (report / "mistakes_cam.png").exists()
+
+
+def test_a_model_name_or_bare_weights_where_a_checkpoint_is_needed_say_what_to_give(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    assert main(["cam", "resnet18", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "resnet18 is a model name" in err and "weights/best.pt" in err, err
+    weights = tmp_path / "w.safetensors"
+    save_file({"w": torch.zeros(2)}, str(weights))
+    assert main(["profile", str(weights)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"model.pretrained={weights}" in err, err

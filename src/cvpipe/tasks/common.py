@@ -68,7 +68,20 @@ def load_trained(path: Union[str, Path]) -> Trained:
     """Rebuild the trained model from a cvpipe checkpoint alone (``weights_only`` loading)."""
     from cvpipe.data.transforms import build_eval_transform
 
+    from cvpipe.models.registry import is_model
+
     path = Path(path)
+    if not path.exists() and (is_model(str(path)) or str(path).startswith(("tv:", "timm:"))):
+        raise CheckpointError(
+            f"{path} is a model name; this command needs a trained model: give a run's checkpoint, "
+            "e.g. runs/train/exp/weights/best.pt (train one with `cvpipe train model.name=...`)"
+        )
+    if path.suffix == ".safetensors":
+        raise CheckpointError(
+            f"{path}: bare weights, without the classes and preprocessing a cvpipe checkpoint holds; "
+            f"fine-tune from them with `cvpipe train model.pretrained={path}` and use the run's weights/best.pt "
+            "(`cvpipe profile` also takes a model name)"
+        )
     ckpt = load_checkpoint(path)
     missing = [k for k in ("model", "config", "classes", "preprocess") if k not in ckpt]
     if missing:
