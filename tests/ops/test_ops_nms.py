@@ -217,8 +217,8 @@ def test_hard_nms_options():
     assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).shape == (0,)
     assert nms(boxes, scores, 0.5, score_threshold=2.0).shape == (0,)
     assert nms(boxes[:1], scores[:1], 0.5).tolist() == [0]
-    # Many classes and tied scores on both of torchvision's batched paths (<= and > 1000 boxes).
-    for n in (600, 1500):
+    # Many classes and tied scores on both class-aware paths (one call <= 3000 boxes, per class above).
+    for n in (600, 3500):
         boxes, _, labels = clustered(n, 3, classes=50, dtype=torch.float32)
         scores = torch.randint(0, 4, (n,), generator=torch.Generator().manual_seed(n)).float() / 4
         got = nms(boxes, scores, 0.5, classes=labels)

@@ -215,10 +215,11 @@ def nms(
     return keep if max_det is None else keep[:max_det]
 
 
-# Box counts up to which one kernel call on class-offset boxes beats a call per class: the
-# crossover torchvision's batched_nms uses (4000 / 100000 coordinates on CPU / CUDA). On CUDA a
-# call per class would also mean a host sync per class.
-_ONE_CALL_LIMIT_CPU, _ONE_CALL_LIMIT_GPU = 1000, 25000
+# Box counts up to which one kernel call on class-offset boxes beats a call per class (the
+# kernel's work grows with N x kept). CPU: measured on YOLO-like scenes with 80 classes, one
+# call takes 2.1 ms vs 3.7 ms per class at 2000 boxes, 12.7 vs 6.6 ms at 5000. CUDA: torchvision's
+# crossover (100000 coordinates); a call per class would also mean a host sync per class.
+_ONE_CALL_LIMIT_CPU, _ONE_CALL_LIMIT_GPU = 3000, 25000
 
 
 def _offset_nms(boxes: Tensor, scores: Tensor, classes: Tensor, iou_threshold: float) -> Tensor:
