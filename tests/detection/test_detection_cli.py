@@ -214,3 +214,36 @@ def test_det_eval_refuses_an_iou_threshold_the_coco_protocol_would_ignore(voc, t
     assert "--iou 0.7 applies to the VOC protocols" in capsys.readouterr().err
     assert main(["det-eval", str(voc), str(tmp_path / "r.json"), "--iou", "0.7", "--protocol", "voc"]) == 0
     assert "mAP@0.7 (all-point)" in capsys.readouterr().out
+
+
+def test_det_eval_of_one_split_leaves_out_predictions_for_the_other_splits(voc, tmp_path, capsys):
+    ds = read_dataset(voc)
+    results = [{"image_id": ds.images[i].id, "category_id": int(ds.category_id[j]),
+                "bbox": [float(v) for v in (*ds.boxes[j, :2], *(ds.boxes[j, 2:] - ds.boxes[j, :2]))], "score": 0.9}
+               for i, objs in enumerate(ds.objects_by_image()) for j in objs]
+    val_ids = {im.id for im in ds.images if im.split == "val"}
+    (tmp_path / "all.json").write_text(json.dumps(results))
+    (tmp_path / "val.json").write_text(json.dumps([r for r in results if r["image_id"] in val_ids]))
+    assert main(["det-eval", str(voc), str(tmp_path / "val.json"), "--split", "val"]) == 0
+    expected = capsys.readouterr().out
+    # predictions made for the whole dataset: the train images' ones are left out, with a warning
+    assert main(["det-eval", str(voc), str(tmp_path / "all.json"), "--split", "val"]) == 0
+    out, err = capsys.readouterr()
+    assert out == expected
+    n_train = len(results) - sum(r["image_id"] in val_ids for r in results)
+    assert f"warning: {tmp_path / 'all.json'}: {n_train} of {len(results)} detections are for images of other " \
+           "splits than 'val'; they are left out" in err
+    # the same for YOLO txt predictions, matched by file name
+    (tmp_path / "pred").mkdir()
+    for i, objs in enumerate(ds.objects_by_image()):
+        im = ds.images[i]
+        rows = [(int(ds.category_id[j]) - 1, *((ds.boxes[j, :2] + ds.boxes[j, 2:]) / 2 / (im.width, im.height)),
+                 *((ds.boxes[j, 2:] - ds.boxes[j, :2]) / (im.width, im.height)), 0.9) for j in objs]
+        (tmp_path / "pred" / f"{im.file_name.rsplit('.', 1)[0]}.txt").write_text(
+            "".join(" ".join(f"{v:.12g}" for v in r) + "\n" for r in rows))
+    assert main(["det-eval", str(voc), str(tmp_path / "pred"), "--split", "val", "--protocol", "voc"]) == 0
+    assert "are for images of other splits than 'val'" in capsys.readouterr().err
+    # an image the dataset does not have at all is still an error
+    (tmp_path / "other.json").write_text(json.dumps(results + [dict(results[0], image_id=999)]))
+    assert main(["det-eval", str(voc), str(tmp_path / "other.json"), "--split", "val"]) == 2
+    assert "(999)" in capsys.readouterr().err

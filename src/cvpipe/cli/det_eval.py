@@ -34,7 +34,8 @@ def register(sub) -> None:
     p.add_argument("--protocol", choices=PROTOCOLS, default="coco", help="evaluation protocol (default coco)")
     p.add_argument("--gt-format", choices=FORMATS, help="ground-truth format (detected when omitted)")
     p.add_argument("--pred-format", choices=PREDICTION_FORMATS, help="prediction format (detected when omitted)")
-    p.add_argument("--split", help="evaluate only this split of the ground truth (e.g. val)")
+    p.add_argument("--split", help="evaluate only this split of the ground truth (e.g. val); predictions for images "
+                   "of the other splits are left out, with a warning")
     p.add_argument("--classes", help="ordered class names for YOLO/txt ground truth (a,b,c or a file)")
     p.add_argument("--iou", type=float, help="IoU threshold of the VOC protocols (default 0.5); the COCO protocol "
                    "uses 0.50:0.95 and refuses it")

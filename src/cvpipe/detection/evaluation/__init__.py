@@ -30,8 +30,13 @@ PROTOCOLS = ("coco", "voc07", "voc")
 
 
 def load_for_evaluation(gt, predictions, gt_format=None, pred_format=None, split=None, classes=None):
-    """Ground truth (optionally one split) and the predictions for its images."""
+    """Ground truth (optionally one split) and the predictions for its images.
+
+    With ``split``, predictions made for the whole dataset are accepted: those for images of
+    the other splits are left out, and a warning says how many. Predictions for images the
+    dataset does not have at all are still an error."""
     ds = gt if isinstance(gt, DetectionDataset) else read_dataset(gt, gt_format, classes=classes)
+    full, keep = ds, None
     if split is not None:
         keep = np.array([im.split == split for im in ds.images], dtype=bool)
         if not keep.any():
@@ -40,7 +45,25 @@ def load_for_evaluation(gt, predictions, gt_format=None, pred_format=None, split
     if not ds.images:
         errors = [i for i in ds.issues if i.level == "error"]
         raise DataError(f"{gt}: the ground truth has no images" + (f" ({errors[0]})" if errors else ""))
-    dets = predictions if isinstance(predictions, Detections) else read_predictions(predictions, ds, pred_format)
+    if isinstance(predictions, Detections):
+        return ds, predictions
+    try:
+        dets = read_predictions(predictions, ds, pred_format)
+    except DataError as error:
+        if keep is None or keep.all():
+            raise
+        try:  # made for the whole dataset? then keep those of this split
+            every = read_predictions(predictions, full, pred_format)
+        except DataError as whole:
+            # images the whole dataset lacks too: name only those; any other problem as for the split
+            raise (whole if "not in the ground truth" in str(whole) else error) from None
+        new_index = np.cumsum(keep) - 1
+        mine = keep[every.image_index]
+        dets = Detections(new_index[every.image_index[mine]], every.boxes[mine], every.scores[mine],
+                          every.category_id[mine])
+        ds.issues = list(ds.issues) + [Issue(str(predictions), f"{int((~mine).sum())} of {len(every)} detections are "
+                                             f"for images of other splits than {split!r}; they are left out",
+                                             level="warning")]
     return ds, dets
 
 
