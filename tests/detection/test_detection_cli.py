@@ -247,3 +247,28 @@ def test_det_eval_of_one_split_leaves_out_predictions_for_the_other_splits(voc, 
     (tmp_path / "other.json").write_text(json.dumps(results + [dict(results[0], image_id=999)]))
     assert main(["det-eval", str(voc), str(tmp_path / "other.json"), "--split", "val"]) == 2
     assert "(999)" in capsys.readouterr().err
+
+
+def test_convert_summary_counts_only_the_images_yolo_could_take(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "images/a.jpg")
+    Image.new("RGB", (48, 64)).save(tmp_path / "images/b.jpg")  # annotated as 64x48: sizes disagree
+    images = [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48},
+              {"id": 2, "file_name": "b.jpg", "width": 64, "height": 48}]
+    anns = [{"id": k + 1, "image_id": k % 2 + 1, "category_id": 1, "bbox": [1, 2, 10, 10]} for k in range(5)]
+    data = {"images": images, "categories": [{"id": 1, "name": "cat"}], "annotations": anns}
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    assert main(["convert", str(tmp_path / "gt.json"), str(tmp_path / "yolo"), "--to", "yolo"]) == 1
+    out, err = capsys.readouterr()
+    assert "b.jpg: size 64x48 in the annotation but the file is 48x64" in err
+    assert "1 image, 3 objects (0 ignored); 1 problem in 1 file" in out
+    assert len(read_dataset(tmp_path / "yolo").images) == 1
+    # no image can be written: nothing is, and the summary says so
+    data["images"], data["annotations"] = images[1:], anns[1::2]
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    assert main(["convert", str(tmp_path / "gt.json"), str(tmp_path / "yolo2"), "--to", "yolo"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("nothing converted") and "was not written" in out
+    assert not (tmp_path / "yolo2").exists()

@@ -22,6 +22,7 @@ from cvpipe.detection.annotations import (
     first_duplicate,
 )
 from cvpipe.detection.formats import FORMATS, IMAGE_MODES, detect_format, read_dataset, write_dataset
+from cvpipe.detection.formats.yolo import unwritable
 from cvpipe.errors import DataError
 
 
@@ -54,7 +55,7 @@ class ConversionReport:
 
     def summary(self) -> str:
         if not self.written:
-            return (f"nothing converted: no image of {self.source} ({self.src_format}) could be read "
+            return (f"nothing converted: no image of {self.source} ({self.src_format}) could be read and written "
                     f"({count(len(self.errors), 'problem')} listed above); {self.destination} was not written")
         text = (f"converted {self.source} ({self.src_format}) -> {self.destination} ({self.dst_format}): "
                 f"{count(self.images, 'image')}, {count(self.objects, 'object')} ({self.ignored} ignored)")
@@ -240,6 +241,10 @@ def convert(
     if dst_format in ("coco", "voc", "yolo"):  # these store (or need) the image size
         fill_image_sizes(ds)
     issues = list(ds.issues)
+    if dst_format == "yolo":  # images YOLO cannot take are left out here, so the summary counts what is written
+        left_out = [unwritable(im) for im in ds.images]
+        issues += [i for i in left_out if i is not None]
+        ds = ds.select_images(np.array([i is None for i in left_out], dtype=bool))
     written = bool(ds.images) or not any(i.level == "error" for i in issues)  # an unreadable source: no empty output
     if written:
         issues += write_staged(ds, dst, dst_format, images)

@@ -259,6 +259,23 @@ def _split_keys(splits: list[str], issues: list[Issue]) -> dict:
     return {**{k: v[0] if len(v) == 1 else v for k, v in keys.items()}, **({"split_names": renamed} if renamed else {})}
 
 
+def unwritable(im: ImageInfo) -> Optional[Issue]:
+    """Why an image cannot be written as YOLO (None when it can): its size is unknown, or its
+    file's header gives another size than the annotation. An image without its labels would
+    train as background, and normalising by either size could silently corrupt the labels."""
+    if im.width <= 0 or im.height <= 0:
+        return Issue(im.source or im.file_name, f"image {im.file_name}: size unknown; YOLO labels need it, image and "
+                                                "labels not written")
+    try:
+        mismatch = size_mismatch(im)
+    except DataError as e:
+        mismatch = str(e)
+    if mismatch:
+        return Issue(im.source or im.file_name, f"{mismatch}; YOLO coordinates are fractions of the image size, so "
+                     "image and labels are not written (correct the size in the annotation)")
+    return None
+
+
 def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     """Write ``images/<split>/``, ``labels/<split>/``, ``labels_ignore/<split>/`` (only where
     objects are ignored) and ``data.yaml``. An image whose size is unknown, or whose file's
@@ -275,17 +292,9 @@ def write_yolo(ds: DetectionDataset, dst, copy_image) -> list[Issue]:
     rows = convert_boxes(ds.boxes, "xyxy", "cxcywh") / np.maximum(wh[ds.image_index], 1e-300)
     for im, objs in progress(list(zip(ds.images, ds.objects_by_image())), "writing YOLO"):
         sub = PurePosixPath(im.split) if im.split else PurePosixPath()
-        if im.width <= 0 or im.height <= 0:  # an image without its labels would train as background
-            issues.append(Issue(im.source or im.file_name, f"image {im.file_name}: size unknown; YOLO labels need "
-                                                           "it, image and labels not written"))
-            continue
-        try:
-            mismatch = size_mismatch(im)
-        except DataError as e:
-            mismatch = str(e)
-        if mismatch:  # normalised by which size? Either guess could silently corrupt the labels
-            issues.append(Issue(im.source or im.file_name, f"{mismatch}; YOLO coordinates are fractions of the "
-                                "image size, so image and labels are not written (correct the size in the annotation)"))
+        problem = unwritable(im)
+        if problem is not None:
+            issues.append(problem)
             continue
         issues.extend(copy_image(im, dst / "images" / sub / im.file_name))
         label = dst / "labels" / sub / PurePosixPath(im.file_name).with_suffix(".txt")
