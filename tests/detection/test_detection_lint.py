@@ -139,3 +139,16 @@ def test_converted_datasets_lint_clean(tmp_path, fmt):
     report = lint(tmp_path / fmt)
     assert report.ok, findings(report)
     assert main(["check-detection", str(tmp_path / fmt)]) == 0
+
+
+def test_a_huge_box_is_reported_without_numpy_warnings(tmp_path):
+    import warnings
+
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 48}],
+            "categories": [{"id": 1, "name": "cat"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1e308, 5]}]}
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning on stderr is noise around the one-line finding
+        report = lint(tmp_path / "gt.json", check_files=False)
+    assert [f.message for f in report.errors] == ["bbox [0, 0, 1e+308, 5] outside the 64x48 image"]
