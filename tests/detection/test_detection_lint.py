@@ -152,3 +152,14 @@ def test_a_huge_box_is_reported_without_numpy_warnings(tmp_path):
         warnings.simplefilter("error")  # a RuntimeWarning on stderr is noise around the one-line finding
         report = lint(tmp_path / "gt.json", check_files=False)
     assert [f.message for f in report.errors] == ["bbox [0, 0, 1e+308, 5] outside the 64x48 image"]
+
+
+def test_a_missing_image_of_a_txt_dataset_is_one_error_not_a_size_missing_from_its_annotation(tmp_path):
+    (tmp_path / "JPEGImages").mkdir()
+    (tmp_path / "Annotations").mkdir()
+    Image.new("RGB", (40, 30)).save(tmp_path / "JPEGImages/a.jpg")
+    (tmp_path / "Annotations/a.txt").write_text("0 10 10 4 4\n")
+    (tmp_path / "Annotations/b.txt").write_text("0 10 10 4 4\n")
+    (tmp_path / "filelist.txt").write_text("JPEGImages/a.jpg\nJPEGImages/b.jpg\n")
+    report = lint(tmp_path, "txt")
+    assert findings(report) == ["Annotations/b.txt: image JPEGImages/b.jpg is missing (annotation without image)"]

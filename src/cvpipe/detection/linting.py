@@ -159,7 +159,8 @@ def _image_findings(ds: DetectionDataset, check_files: bool) -> list[Issue]:
         where = im.source or im.file_name
         if counts[i] == 0:
             out.append(Issue(where, f"image {im.file_name} has no objects", level="warning"))
-        if ds.format != "yolo" and (im.width <= 0 or im.height <= 0):
+        # YOLO and txt annotations store no size: it comes from the image, whose absence the reader reports
+        if ds.format not in ("yolo", "txt") and (im.width <= 0 or im.height <= 0):
             out.append(Issue(where, f"image {im.file_name}: size missing from the annotation"))
         if check_files and im.path is not None and im.path.is_file() and im.width > 0 and im.height > 0 and ds.format != "yolo":
             try:
