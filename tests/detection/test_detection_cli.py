@@ -272,3 +272,12 @@ def test_convert_summary_counts_only_the_images_yolo_could_take(tmp_path, capsys
     out = capsys.readouterr().out
     assert out.startswith("nothing converted") and "was not written" in out
     assert not (tmp_path / "yolo2").exists()
+
+
+def test_yolo_predictions_without_confidences_say_how_to_get_them(voc, tmp_path, capsys):
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred/000001.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    assert main(["det-eval", str(voc), str(tmp_path / "pred"), "--pred-format", "yolo"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'pred/000001.txt'} line 1: expected 6 values, got 5 (`cls cx cy w h conf`" in err
+    assert "save_conf" in err and len(err.splitlines()) == 1

@@ -124,8 +124,9 @@ def _first_bad_result(data: list) -> str:
     return "every result needs image_id, category_id, bbox [x, y, w, h] and score"
 
 
-def _read_rows(path: Path, columns: int, first_is_text: bool) -> tuple[list, np.ndarray, np.ndarray]:
-    """(first column of each line, the other columns ``(n, columns - 1)``, 1-based line numbers ``(n,)``)."""
+def _read_rows(path: Path, columns: int, first_is_text: bool, hint: str = "") -> tuple[list, np.ndarray, np.ndarray]:
+    """(first column of each line, the other columns ``(n, columns - 1)``, 1-based line numbers ``(n,)``);
+    ``hint`` follows the message about a line with the wrong number of values."""
     heads, rows, numbers = [], [], []
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -136,7 +137,7 @@ def _read_rows(path: Path, columns: int, first_is_text: bool) -> tuple[list, np.
         if not parts:
             continue
         if len(parts) != columns:
-            raise DataError(f"{path} line {n}: expected {columns} values, got {len(parts)}")
+            raise DataError(f"{path} line {n}: expected {columns} values, got {len(parts)}{hint}")
         try:
             values = [float(p) for p in parts[1:]]
             head = parts[0] if first_is_text else float(parts[0])
@@ -163,7 +164,9 @@ def read_yolo_predictions(folder, gt: DetectionDataset) -> Detections:
         if i is None:
             unknown.append(key)
             continue
-        heads, rows, lines = _read_rows(p, 6, first_is_text=False)
+        heads, rows, lines = _read_rows(p, 6, first_is_text=False, hint=(
+            " (`cls cx cy w h conf`; a line without its confidence is a label, not a prediction: predict with "
+            "save_txt and save_conf)"))
         cls = np.array(heads, dtype=np.float64)
         bad = np.flatnonzero((cls != np.round(cls)) | (cls < 0) | (cls >= len(ids)))
         if len(bad):
