@@ -44,6 +44,9 @@ class RunLogger:
     def __init__(self, run_dir: Optional[Path], enabled: bool = True, tensorboard: bool = True):
         self.run_dir = run_dir
         self.enabled = enabled and run_dir is not None
+        # Console messages: also without a run folder (library use), but never on DDP ranks != 0,
+        # which would print every line once per process.
+        self.speaks = enabled
         self.log = get_logger()
         self._file_handler = None
         self._tb = None
@@ -59,11 +62,11 @@ class RunLogger:
             self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
     def info(self, message: str) -> None:
-        if self.enabled or self.run_dir is None:
+        if self.speaks:
             self.log.info(message)
 
     def warning(self, message: str) -> None:
-        if self.enabled or self.run_dir is None:
+        if self.speaks:
             self.log.warning(f"warning: {message}")
 
     @property
