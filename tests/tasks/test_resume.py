@@ -114,3 +114,23 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
     assert ckpt["epoch"] == 1  # written after epoch 1; epoch 2 hit the NaN and was not saved
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
     assert "loss became nan" in (result.run_dir / "train.log").read_text()
+
+
+def test_resume_refuses_settings_the_checkpoint_cannot_load_in_one_line(tmp_path, capsys):
+    # another architecture or optimiser cannot load last.pt: one line before anything is touched,
+    # not a state-dict traceback after the run's config.yaml was already rewritten
+    from cvpipe.cli import main
+
+    data = folder_dataset(tmp_path / "shapes", per_class=4)
+    run = cvpipe.train(None, fast(tmp_path, **{"data.root": data, "train.epochs": 1}))
+    last = run.run_dir / "weights" / "last.pt"
+    config_before = (run.run_dir / "config.yaml").read_text()
+    capsys.readouterr()
+    for override, key in [("model.name=resnet18", "model.name"), ("optim.name=sgd", "optim.name"),
+                          ("model.in_chans=1", "model.in_chans"), ("model.freeze=[features]", "model.freeze")]:
+        assert main(["train", f"resume={last}", override]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{key} cannot change when resuming" in err, err
+    assert (run.run_dir / "config.yaml").read_text() == config_before
+    # settings that do not touch the weights' structure still resume
+    assert cvpipe.train(None, [f"resume={last}", "train.epochs=2", "optim.lr=0.001"]).epochs_done == 2

@@ -55,10 +55,36 @@ def resolve_train_config(config: ConfigSource = None, overrides: Sequence[str] =
         else:
             return config
     if resume:
-        return load_config(load_resume_checkpoint(resume, need=("config",))["config"], overrides)
+        saved = load_resume_checkpoint(resume, need=("config",))["config"]
+        cfg = load_config(saved, overrides)
+        _check_resume_keeps_structure(resume, saved, cfg)
+        return cfg
     if config is None:
         config = "digits" if _data_root(overrides) == "digits" else {}
     return load_config(config, overrides)
+
+
+# Settings the weights and the optimiser state in last.pt were built for: changing one on resume
+# cannot load them (another architecture, other parameter groups), so it is refused up front.
+RESUME_FIXED = (
+    ("model", ("name", "in_chans", "attention", "act_layer", "norm_layer", "kwargs", "freeze", "freeze_stages",
+               "unfreeze_epoch", "lr_groups", "layer_decay")),
+    ("optim", ("name", "decay_norm_and_bias")),
+)
+
+
+def _check_resume_keeps_structure(path: str, saved: dict, cfg: Config) -> None:
+    resolved = to_dict(cfg)
+    baseline = to_dict(load_config(saved))
+    for section, keys in RESUME_FIXED:
+        for key in keys:
+            before, after = baseline[section][key], resolved[section][key]
+            if before != after:
+                raise ConfigError(
+                    f"resume={path}: {section}.{key} cannot change when resuming (the run has {before!r}, "
+                    f"asked for {after!r}); resume without it, or start a new run from these weights with "
+                    f"model.pretrained={path}"
+                )
 
 
 RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "config", "classes", "preprocess")
