@@ -302,3 +302,19 @@ def test_a_label_file_whose_images_are_in_a_subfolder_names_the_setting(tmp_path
         build_splits(DataConfig(root=str(tmp_path)), check=False)
     splits = build_splits(DataConfig(root=str(tmp_path), images="photos", val_split=0.5), check=False)
     assert len(splits.train) + len(splits.val) == 4
+
+
+def test_a_csv_row_with_more_fields_than_its_header_is_skipped_not_read_as_labels(tmp_path):
+    # one stray comma must not turn a single-label dataset into a multi-label one with a junk class
+    for i in range(4):
+        write_image(tmp_path / "images" / f"{i}.png", seed=i)
+    write_text(tmp_path / "labels.csv", "filename,label\n0.png,cat\n1.png,dog\n2.png,cat\n3.png,dog,extra\n")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert not splits.multi_label and splits.classes == ["cat", "dog"]
+    assert names_of(splits.train) == [("0.png", "cat"), ("1.png", "dog"), ("2.png", "cat")]
+    reason = dict(splits.skipped)[str(tmp_path / "images" / "3.png")]
+    assert "labels.csv line 5: 3 fields but the header has 2" in reason and "';'" in reason
+    # a multi-hot CSV keeps its meaning when one row is too long
+    write_text(tmp_path / "labels.csv", "file,sky,tree\n0.png,1,0\n1.png,0,1\n2.png,1,1\n3.png,1,0,1\n")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert splits.multi_label and splits.classes == ["sky", "tree"] and len(splits.train) == 3

@@ -184,9 +184,14 @@ def read_labelfile(root: Path, cfg) -> Listing:
     header_names = None
     for split, label_file in files.items():
         rows = _read_rows(label_file)
+        width = None  # the header's column count: a row with more cells is malformed
         if rows and _is_header(rows[0][1], image_dir):
             header, rows = rows[0][1], rows[1:]
-            if len(header) > 2 and rows and all(len(r) == len(header) and set(r[1:]) <= {"0", "1"} for _, r in rows):
+            if label_file.suffix.lower() == ".csv":  # a .txt header may head space-separated label lists
+                width, columns = len(header), ", ".join(header)
+                too_long = {lineno: len(cells) for lineno, cells in rows if len(cells) > width}
+            fitting = [r for lineno, r in rows if width is None or lineno not in too_long]
+            if len(header) > 2 and fitting and all(len(r) == len(header) and set(r[1:]) <= {"0", "1"} for r in fitting):
                 names = [h.strip() for h in header[1:]]
                 if header_names is not None and names != header_names:
                     raise DataError(f"{label_file}: its header columns differ from the other label files'")
@@ -203,6 +208,11 @@ def read_labelfile(root: Path, cfg) -> Listing:
             path = _inside(image_dir, name)
             if path is None:
                 listing.skipped.append((name, f"{where}: the path leaves the image folder {image_dir}"))
+                continue
+            if width is not None and lineno in too_long:
+                listing.skipped.append((str(path), (
+                    f"{where}: {too_long[lineno]} fields but the header has {width} ({columns}); "
+                    "separate several labels with ';' inside one field")))
                 continue
             if str(path) in seen:
                 listing.skipped.append((str(path), f"{where}: listed again (first on line {seen[str(path)]})"))
