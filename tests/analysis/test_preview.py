@@ -72,3 +72,17 @@ def test_preview_cli(tmp_path):
 def test_preview_refuses_nonsense_counts():
     with pytest.raises(ValueError):
         preview_augmentations(load_config("digits"), "x.png", n=0)
+
+
+def test_preview_out_with_another_extension_is_refused_and_the_file_kept(tmp_path, capsys):
+    # `cvpipe preview photos.yaml --out photos.yaml` must not replace the config with a PNG
+    root = _user_folder(tmp_path / "fruit")
+    config = tmp_path / "photos.yaml"
+    config.write_text(f"data:\n  root: {root}\nmodel:\n  in_chans: 3\n")
+    before = config.read_bytes()
+    assert main(["preview", str(config), "--out", str(config), "-n", "1", "--draws", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "photos.yaml" in err and ".png" in err
+    assert config.read_bytes() == before
+    assert main(["preview", str(config), "--out", str(tmp_path / "AUG.PNG"), "-n", "1", "--draws", "1"]) == 0
+    _assert_grid(tmp_path / "AUG.PNG", rows=1, cols=3)

@@ -18,7 +18,7 @@ from cvpipe.data.datasets import ImageDataset, build_splits
 from cvpipe.data.image_io import read_image
 from cvpipe.data.layouts import natural_key
 from cvpipe.data.transforms import build_eval_transform, build_train_transform, denormalize, make_preprocess, resolve_mean_std
-from cvpipe.errors import DataError
+from cvpipe.errors import ConfigError, DataError
 from cvpipe.viz import save_image_grid
 
 DISPLAY_MAX_SIDE = 256  # originals larger than this are shrunk for the figure only
@@ -32,7 +32,8 @@ def preview_augmentations(cfg: Config, out_path: Union[str, Path], n: int = 8, d
     are passed over (``cvpipe dataset-report`` lists them).
 
     ``out_path`` may be an existing folder: the grid is then written in it as
-    ``augmentations.png``; a name without extension gets ``.png``.
+    ``augmentations.png``; a name without extension gets ``.png``; another extension is refused
+    (ConfigError), so a config file or a photo is never overwritten with the grid.
 
     Returns:
         The path of the PNG written.
@@ -44,6 +45,8 @@ def preview_augmentations(cfg: Config, out_path: Union[str, Path], n: int = 8, d
         out_path = out_path / "augmentations.png"
     elif not out_path.suffix:  # `--out grid` is meant as grid.png, a file one can open
         out_path = out_path.with_name(out_path.name + ".png")
+    elif out_path.suffix.lower() != ".png":  # `--out photos.yaml` must not overwrite the config with a PNG
+        raise ConfigError(f"preview output {out_path}: the preview is a PNG; give a name ending in .png or a folder")
     aug, in_chans = cfg.data.augment, cfg.model.in_chans
     splits = build_splits(cfg.data, in_chans, check=False)
     dataset = splits.train
