@@ -257,6 +257,11 @@ def test_eval_with_a_cam_layer_too_small_to_explain_still_writes_the_report(tmp_
     report = tmp_path / "ev" / "exp"
     assert (report / "summary.json").is_file() and (report / "predictions.csv").is_file()
     assert not (report / "mistakes_cam.png").exists()
+    # the hint names the option eval takes, and following it draws the gallery
+    assert "cam_layer=NAME" in out and " layer=NAME" not in out, out
+    assert main(["eval", str(ckpt), f"data={data}", "cam=4", "cam_layer=layer3", f"project={tmp_path / 'ev'}"]) == 0
+    assert "no CAM gallery" not in capsys.readouterr().out
+    assert (tmp_path / "ev" / "exp2" / "mistakes_cam.png").is_file()
 
 
 def test_a_model_name_or_bare_weights_where_a_checkpoint_is_needed_say_what_to_give(tmp_path, capsys):

@@ -15,6 +15,7 @@ By default the checkpoint's own validation split is used. Options as key=value:
   batch=64  workers=2  device=auto
   mistakes=16      images in the worst-mistakes gallery
   cam=0            also draw CAM overlays for the N worst mistakes (cam_method=gradcam)
+  cam_layer=NAME   layer(s) to explain (default: the model's CAM layer; see `cvpipe features CKPT --list`)
   project=runs/eval name=exp
 
 Writes summary.json, per_class.csv, predictions.csv, confusion_matrix.{csv,png},
@@ -38,7 +39,7 @@ def run(args) -> int:
     from cvpipe.tasks.evaluate import evaluate
 
     known = {"data": str, "split": str, "batch": int, "workers": int, "device": str, "mistakes": int, "cam": int,
-             "cam_method": str, "project": str, "name": str}
+             "cam_method": str, "cam_layer": str, "project": str, "name": str}
     opts, overrides = parse_options(args.options, known, "eval", dotted_prefixes=("data.",))
     if "batch" in opts:
         opts["batch_size"] = opts.pop("batch")

@@ -49,6 +49,7 @@ def evaluate(
     device: str = "auto",
     cam: int = 0,
     cam_method: str = "gradcam",
+    cam_layer: Optional[str] = None,
     mistakes: int = 16,
     save: bool = True,
     project: Union[str, Path] = "runs/eval",
@@ -61,7 +62,8 @@ def evaluate(
     ``data``. The other dataset's layout is detected afresh (the training run's ``layout``,
     ``images``, ``labels`` and ``names`` do not carry over) and its labels are read as the
     model was trained: single- or multi-label. ``overrides`` are ``data.*`` settings applied
-    last (e.g. ``data.labels=test.csv``).
+    last (e.g. ``data.labels=test.csv``). ``cam=N`` draws CAM overlays of the N worst
+    mistakes with ``cam_method`` at ``cam_layer`` (default: the model's CAM layer).
     """
     from cvpipe.data.datasets import build_splits
     from cvpipe.data.loaders import build_loader
@@ -105,9 +107,10 @@ def evaluate(
     if out_dir is not None:
         if cam and not trained.multi_label:
             try:
-                _cam_gallery(trained, dataset, logits, targets, cam, cam_method, out_dir, dev)
+                _cam_gallery(trained, dataset, logits, targets, cam, cam_method, out_dir, dev, cam_layer)
             except ConfigError as e:  # e.g. a CAM layer with a 1x1 map: the report stands without it
-                log.warning(f"warning: no CAM gallery: {e}")
+                why = str(e).replace("layer=NAME", "cam_layer=NAME")  # eval's name for cam's layer= option
+                log.warning(f"warning: no CAM gallery: {why}")
         (out_dir / "summary.json").write_text(json.dumps(_jsonable(metrics), indent=1), encoding="utf-8")
         log.info(f"report saved to {out_dir}")
     log.info(_headline(metrics, trained.multi_label))
@@ -228,7 +231,8 @@ def _mistake_gallery(indices, probs, targets, paths, trained: Trained, path: Pat
     save_image_grid(images, path, titles=titles, suptitle="worst mistakes (true -> predicted, confidence)")
 
 
-def _cam_gallery(trained: Trained, dataset, logits, targets, n: int, method: str, out_dir: Path, device) -> None:
+def _cam_gallery(trained: Trained, dataset, logits, targets, n: int, method: str, out_dir: Path, device,
+                 layer: Optional[str] = None) -> None:
     """CAM overlays (for the predicted class) of the ``n`` most confident mistakes."""
     from cvpipe.data.image_io import read_image
     from cvpipe.data.transforms import denormalize
@@ -245,7 +249,7 @@ def _cam_gallery(trained: Trained, dataset, logits, targets, n: int, method: str
         titles.append(f"{trained.classes[int(targets[i])]} -> {trained.classes[p]} {float(probs[i, p]):.2f}")
     cam_gallery(
         trained.model.to(device), inputs, out_dir / "mistakes_cam.png", display=denormalize(inputs, trained.preprocess),
-        titles=titles, class_names=trained.classes, method=method,
+        titles=titles, class_names=trained.classes, method=method, layers=layer or None,
     )
 
 
