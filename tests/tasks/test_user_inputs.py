@@ -275,3 +275,20 @@ def test_a_model_name_or_bare_weights_where_a_checkpoint_is_needed_say_what_to_g
     assert main(["profile", str(weights)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"model.pretrained={weights}" in err, err
+
+
+def test_training_on_a_single_class_is_refused_without_leaving_a_run_folder(tmp_path, capsys):
+    # one class folder: the loss is always 0 and "val/acc 1.0" would mean nothing
+    data = folder_dataset(tmp_path / "data", per_class=3)
+    for extra in sorted(p for p in data.iterdir() if p.is_dir())[1:]:
+        for f in extra.iterdir():
+            f.unlink()
+        extra.rmdir()
+    runs = tmp_path / "runs"
+    assert main(["train", f"data.root={data}", "model.name=lenet", f"train.project={runs}", "data.workers=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "only one class" in err and "at least 2 classes" in err, err
+    assert not runs.exists() or not any(runs.iterdir())
+    # evaluating a model on data holding one of its classes stays possible
+    ckpt = untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS))
+    assert cvpipe.evaluate(ckpt, data=str(data), save=False).metrics["images"] == 3

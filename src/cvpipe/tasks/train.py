@@ -193,6 +193,12 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
         if cfg.data.root != "digits":  # stored absolute, so eval finds the data from any folder
             cfg.data.root = str(splits.root.resolve())
         logger.info(f"data: {splits.describe()}")
+        if not splits.multi_label and len(splits.classes) < 2:
+            found = f"only one class ({splits.classes[0]})" if splits.classes else "no classes"
+            raise ConfigError(
+                f"data.root {cfg.data.root}: {found}; a classifier needs at least 2 classes "
+                "(one folder, or one label, per class)"
+            )
         for warning in splits.warnings:
             logger.warning(warning)
         if splits.skipped:
