@@ -150,6 +150,14 @@ def test_settings_that_cannot_work_fail_in_one_line_before_training(tmp_path, ca
         ("model.name=tv:resnet_18", "did you mean resnet18"),
         ("model.name=tx:resnet18", "unknown prefix 'tx'"),
         ("train.batch_size=0", "train.batch_size=0: must be at least 1"),
+        ("schedule.name=cosin", "did you mean cosine?"),
+        ("schedule.warmup_factor=2", "schedule.warmup_factor must be in [0, 1]"),
+        ("loss.name=focall", "did you mean focal?"),
+        ("loss.class_weights=balance", "loss.class_weights 'balance': use balanced"),
+        ("loss.class_weights=[1,-1,1]", "loss.class_weights must be non-negative"),
+        ("data.augment.mean=[0.5,0.5]", "data.augment.mean has 2 values but model.in_chans is 3"),
+        ("data.augment.std=[0.2,0,0.2]", "data.augment.std [0.2, 0.0, 0.2]: every value must be positive"),
+        ("data.augment.std=median", "data.augment.std 'median': use imagenet, auto"),
     ],
 )
 def test_a_setting_no_data_could_fix_fails_before_a_run_folder_exists(tmp_path, capsys, override, message):

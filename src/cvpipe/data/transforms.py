@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torchvision.transforms import v2
@@ -69,15 +69,24 @@ def resolve_mean_std(aug: AugmentConfig, train_dataset=None, in_chans: int = 3) 
 
 
 def _resolve_stat(key, value, imagenet, measured, in_chans) -> list[float]:
+    _check_stat(key, value, in_chans)
     if value == "imagenet":
         return [sum(imagenet) / 3.0] if in_chans == 1 else list(imagenet)
     if value == "auto":
         return list(measured)
+    return [float(v) for v in value]
+
+
+def _check_stat(key: str, value, in_chans: int) -> None:
+    """ConfigError for a ``data.augment.mean``/``std`` that no training set could make right."""
     if isinstance(value, str):
-        raise ConfigError(f"data.augment.{key} {value!r}: use imagenet, auto or a list of {in_chans} numbers")
+        if value not in ("imagenet", "auto"):
+            raise ConfigError(f"data.augment.{key} {value!r}: use imagenet, auto or a list of {in_chans} numbers")
+        return
     if len(value) != in_chans:
         raise ConfigError(f"data.augment.{key} has {len(value)} values but model.in_chans is {in_chans}")
-    return [float(v) for v in value]
+    if key == "std" and any(v <= 0 for v in value):
+        raise ConfigError(f"data.augment.std {list(value)}: every value must be positive")
 
 
 def dataset_mean_std(dataset, in_chans: int, max_images: int = AUTO_STATS_IMAGES) -> tuple[list[float], list[float]]:
@@ -204,8 +213,12 @@ def _to_normalised(preprocess: dict) -> list:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(preprocess["mean"], preprocess["std"])]
 
 
-def validate_augment(aug: AugmentConfig) -> None:
-    """ConfigError naming the key for any value torchvision would reject or misread."""
+def validate_augment(aug: AugmentConfig, in_chans: Optional[int] = None) -> None:
+    """ConfigError naming the key for any value torchvision would reject or misread; with
+    ``in_chans``, also for a mean/std list of the wrong length or an unknown statistic name."""
+    if in_chans is not None:
+        _check_stat("mean", aug.mean, in_chans)
+        _check_stat("std", aug.std, in_chans)
     height, width = image_size_hw(aug.image_size)
     if height <= 0 or width <= 0:
         raise ConfigError(f"data.augment.image_size {aug.image_size}: must be positive")

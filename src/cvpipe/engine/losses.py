@@ -242,11 +242,10 @@ def build_loss(cfg: LossConfig, multi_label: bool, class_weights: Optional[torch
     :class:`ConfigError` for an unknown name (with a suggestion), a loss that cannot take the
     label type, or a user class that cannot be imported or built.
     """
+    check_loss_config(cfg)
     name = cfg.name
     if name == "auto":
         name = "bce" if multi_label else "ce"
-    if not 0.0 <= cfg.label_smoothing < 1.0:
-        raise ConfigError(f"loss.label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if class_weights is not None:
         class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
     if name == "ce":
@@ -269,13 +268,27 @@ def build_loss(cfg: LossConfig, multi_label: bool, class_weights: Optional[torch
         if multi_label:
             raise ConfigError("loss.name=triplet needs single-label data (one class per image)")
         criterion = BatchHardTripletLoss(cfg.triplet_t1, cfg.triplet_t2, cfg.triplet_beta)
-    elif "." in name:
+    else:  # a dotted path: check_loss_config let nothing else through
         criterion = _user_loss(name, cfg.kwargs)
-    else:
+    return WithAuxiliary(criterion, cfg.aux_weight)
+
+
+def check_loss_config(cfg: LossConfig) -> None:
+    """ConfigError naming the ``loss`` setting that no data could make right: an unknown name
+    (with a suggestion), label smoothing outside [0, 1), a malformed ``class_weights``. Whether
+    the loss suits the labels and the number of class weights are checked once data is read."""
+    name = cfg.name
+    if name not in LOSSES and "." not in name:
         close = difflib.get_close_matches(name, LOSSES, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]}?" if close else f"choose one of {', '.join(LOSSES)} or a package.module.Class"
         raise ConfigError(f"loss.name {name!r} is not a loss; {hint}")
-    return WithAuxiliary(criterion, cfg.aux_weight)
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise ConfigError(f"loss.label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    spec = cfg.class_weights
+    if isinstance(spec, str) and spec not in ("", "balanced"):
+        raise ConfigError(f"loss.class_weights {spec!r}: use balanced, or a list with one number per class")
+    if not isinstance(spec, str) and any(w < 0 for w in spec):
+        raise ConfigError("loss.class_weights must be non-negative")
 
 
 def _user_loss(path: str, kwargs: dict) -> nn.Module:
@@ -332,16 +345,13 @@ def class_weights_from_config(cfg: LossConfig, counts: Union[Sequence[int], torc
 
     ``counts`` (C,) are training samples per class (positives per class for multi-label).
     """
+    check_loss_config(cfg)
     spec = cfg.class_weights
     num_classes = len(counts)
-    if isinstance(spec, str):
-        if spec == "":
-            return None
-        if spec == "balanced":
-            return balanced_class_weights(counts)
-        raise ConfigError(f"loss.class_weights {spec!r}: use balanced, or a list of {num_classes} numbers")
+    if spec == "":
+        return None
+    if spec == "balanced":
+        return balanced_class_weights(counts)
     if len(spec) != num_classes:
         raise ConfigError(f"loss.class_weights has {len(spec)} numbers for {num_classes} classes; give one per class")
-    if any(w < 0 for w in spec):
-        raise ConfigError("loss.class_weights must be non-negative")
     return torch.tensor(spec, dtype=torch.float32)

@@ -359,7 +359,9 @@ def check_config(cfg: Config, world_size: int = 1) -> None:
     unknown model), found without reading any file, before a run folder is created."""
     from cvpipe.data.datasets import check_data_config
     from cvpipe.data.transforms import validate_augment
+    from cvpipe.engine.losses import check_loss_config
     from cvpipe.engine.optim import check_optim_config
+    from cvpipe.engine.schedules import validate_schedule
     from cvpipe.models.registry import check_model_name
 
     t, m = cfg.train, cfg.model
@@ -392,10 +394,12 @@ def check_config(cfg: Config, world_size: int = 1) -> None:
         raise ConfigError(f"model.drop_rate={m.drop_rate}: a probability in [0, 1)")
     check_model_name(m.name)
     check_optim_config(cfg.optim)
+    validate_schedule(cfg.schedule, steps_per_epoch=1, epochs=t.epochs)  # steps known after the data scan
+    check_loss_config(cfg.loss)
     if m.pretrained and not t.resume and not Path(m.pretrained).expanduser().is_file():
         raise ConfigError(f"model.pretrained={m.pretrained}: no such file; give the path of a .pt, .pth or .safetensors weights file")
     check_data_config(cfg.data, m.in_chans)
-    validate_augment(cfg.data.augment)
+    validate_augment(cfg.data.augment, m.in_chans)
 
 
 def _finish(result: TrainResult, run_dir: Path, logger: RunLogger) -> None:
