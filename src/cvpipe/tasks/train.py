@@ -295,6 +295,8 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
         ema_factory=ema_factory,
         hooks=hooks,
     )
+    if t.precision == "fp16" and device.type == "cpu":
+        logger.warning("train.precision=fp16 on the CPU is emulated and many times slower than fp32; use fp32, or bf16 on a recent CPU")
     if resume_ckpt is not None:
         trainer.resume_from(resume_ckpt)
         logger.info(f"resumed from {t.resume} at epoch {trainer.state.epoch} (step {trainer.state.step})")
