@@ -8,6 +8,7 @@ import torch
 
 from cvpipe.engine.checkpoint import load_checkpoint, save_checkpoint
 from cvpipe.errors import CheckpointError
+from cvpipe.tasks.train import load_resume_checkpoint
 
 
 def test_round_trip_keeps_tensors_and_builtins(tmp_path):
@@ -89,3 +90,7 @@ def test_a_run_folder_given_as_checkpoint_points_at_its_weights(tmp_path):
     save_checkpoint({"w": torch.zeros(1)}, tmp_path / "run" / "weights" / "best.pt")
     with pytest.raises(CheckpointError, match="is a folder.*did you mean .*weights/best.pt"):
         load_checkpoint(tmp_path / "run")
+    # resuming needs the full state, which only last.pt keeps
+    save_checkpoint({"w": torch.zeros(1)}, tmp_path / "run" / "weights" / "last.pt")
+    with pytest.raises(CheckpointError, match="is a folder.*did you mean .*weights/last.pt"):
+        load_resume_checkpoint(tmp_path / "run")

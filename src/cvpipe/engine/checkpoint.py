@@ -43,16 +43,17 @@ def save_checkpoint(state: dict[str, Any], path: Union[str, Path]) -> Path:
     return path
 
 
-def load_checkpoint(path: Union[str, Path]) -> dict[str, Any]:
+def load_checkpoint(path: Union[str, Path], in_run_folder: str = "best.pt") -> dict[str, Any]:
     """Read a file written by :func:`save_checkpoint` (or any ``torch.save`` of safe types).
 
     Always on the CPU and with ``weights_only=True``: loading never runs code from the file.
-    Raises :class:`CheckpointError` naming the file for a missing, truncated or unsafe file.
+    Raises :class:`CheckpointError` naming the file for a missing, truncated or unsafe file;
+    for a run folder, it suggests the run's ``weights/<in_run_folder>``.
     """
     path = Path(path)
     if path.is_dir():
-        inside = path / "weights" / "best.pt"
-        hint = f"did you mean {inside}?" if inside.is_file() else "give a .pt file, e.g. RUN/weights/best.pt"
+        inside = path / "weights" / in_run_folder
+        hint = f"did you mean {inside}?" if inside.is_file() else f"give a .pt file, e.g. RUN/weights/{in_run_folder}"
         raise CheckpointError(f"{path}: is a folder, not a checkpoint; {hint}")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")

@@ -93,7 +93,7 @@ RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "step", "config", "cl
 def load_resume_checkpoint(path: Union[str, Path], need: Sequence[str] = RESUME_KEYS) -> dict:
     """A training checkpoint holding ``need`` (by default all that resuming restores), or a
     CheckpointError saying why it cannot be resumed."""
-    ckpt = load_checkpoint(path)
+    ckpt = load_checkpoint(path, in_run_folder="last.pt")
     if "config" not in ckpt:
         raise CheckpointError(f"{path}: not a cvpipe training checkpoint (no config inside); resume needs a run's weights/last.pt")
     missing = [k for k in need if k not in ckpt]
