@@ -1,13 +1,14 @@
 """The three layouts, class order, splitting, and files left out with their reasons."""
 
 import csv
+import math
 
 import pytest
 import torch
 from data_files import write_image, write_text
 
 from cvpipe.config import DataConfig
-from cvpipe.data.datasets import ImageDataset, build_splits, stratified_split
+from cvpipe.data.datasets import ImageDataset, build_splits, multilabel_stratified_split, stratified_split
 from cvpipe.data.layouts import natural_key
 from cvpipe.errors import ConfigError, DataError
 
@@ -62,6 +63,52 @@ def test_stratified_split_properties():
     assert sorted(train + val + test) == list(range(len(strata)))
     per_class = [[sum(strata[i] == c for i in part) for c in range(3)] for part in (train, val, test)]
     assert per_class == [[35, 5, 1], [10, 1, 0], [5, 1, 0]]  # round(n * f); one always stays in train
+
+
+def _skewed_label_sets(n: int, seed: int) -> list[list[int]]:
+    """Multi-label items whose 12 labels range from common (p=0.5) to rare (p=0.01), some unlabelled."""
+    g = torch.Generator().manual_seed(seed)
+    p = torch.logspace(math.log10(0.5), -2, 12)
+    hot = torch.rand(n, 12, generator=g) < p
+    return [row.nonzero().flatten().tolist() for row in hot]
+
+
+def _label_shares(label_sets, part) -> torch.Tensor:
+    """(12,) fraction of each label's items that landed in ``part``."""
+    counts, inside = torch.zeros(12), torch.zeros(12)
+    for i, labels in enumerate(label_sets):
+        counts[labels] += 1
+    for i in part:
+        inside[label_sets[i]] += 1
+    return inside / counts
+
+
+def test_multilabel_split_keeps_every_labels_share_far_closer_than_a_random_split():
+    label_sets = _skewed_label_sets(1000, seed=0)
+    train, val, test = multilabel_stratified_split(label_sets, 0.2, 0.1, seed=0)
+    assert sorted(train + val + test) == list(range(1000)) and all(p == sorted(p) for p in (train, val, test))
+    assert abs(len(val) - 200) <= 2 and abs(len(test) - 100) <= 2
+    assert (train, val, test) == multilabel_stratified_split(label_sets, 0.2, 0.1, seed=0)  # seeded
+    assert (train, val, test) != multilabel_stratified_split(label_sets, 0.2, 0.1, seed=1)
+
+    order = torch.randperm(1000, generator=torch.Generator().manual_seed(0)).tolist()
+    random_val, random_test = order[:200], order[200:300]
+    for part, share, random_part in ((val, 0.2, random_val), (test, 0.1, random_test)):
+        counts = torch.tensor([sum(c in labels for labels in label_sets) for c in range(12)], dtype=torch.float)
+        ours = (_label_shares(label_sets, part) - share).abs() * counts  # items off the label's share
+        chance = (_label_shares(label_sets, random_part) - share).abs() * counts
+        # every label within one item of its share; a seeded random split is several items off
+        assert (ours <= 1.0 + 1e-6).all(), ours
+        assert ours.mean() * 5 < chance.mean(), (ours, chance)
+
+
+def test_multilabel_split_edge_cases():
+    # a fraction of 0 gets nothing; unlabelled items are shared out too
+    sets = [[0], [0, 1], [], [], [1], [0], [], [1]]
+    train, val, test = multilabel_stratified_split(sets, 0.25, 0.0, seed=3)
+    assert test == [] and len(val) == 2 and sorted(train + val) == list(range(8))
+    assert multilabel_stratified_split([], 0.2, 0.1, seed=0) == ([], [], [])
+    assert multilabel_stratified_split([[], []], 0.5, 0.0, seed=0)[1] != []
 
 
 def test_split_folders_and_a_class_missing_from_val(tmp_path):
