@@ -14,6 +14,7 @@ from PIL import Image
 
 from cvpipe.detection import evaluate_coco, read_dataset
 from cvpipe.detection.evaluation.coco import coco_pair_iou
+from cvpipe.errors import DataError
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils  # noqa: E402
@@ -216,3 +217,42 @@ def test_empty_category_and_scores_above_one_equal_pycocotools(tmp_path):
     assert_identical(ours, reference(gt_path, str(res_path)))
     k = [c.id for c in ours.categories].index(500)
     assert np.all(ours.precision[:, :, k] == -1) and ours.per_class()[k]["AP"] == -1
+
+
+def test_results_with_string_scores_or_boolean_ids_are_refused_and_json_numbers_are_not(tmp_path):
+    gt, results = random_coco(11, n_images=8, n_cats=3, many_dets_images=0)
+    image_one = gt["images"][0]["id"]
+    gt["images"][0]["id"] = 1  # so that true would pass for an image id
+    for a in gt["annotations"]:
+        a["image_id"] = 1 if a["image_id"] == image_one else a["image_id"]
+    for r in results:
+        r["image_id"] = 1 if r["image_id"] == image_one else r["image_id"]
+    # integral scores, float image ids and integral boxes are JSON numbers like any other
+    results[0]["score"], results[1]["image_id"], results[2]["bbox"] = 1, float(results[1]["image_id"]), [1, 2, 30, 40]
+    gt_path, res_path = write(tmp_path, gt, results)
+    assert_identical(evaluate_coco(gt_path, res_path), reference(gt_path, str(res_path)))
+
+    first = next(i for i, r in enumerate(results) if r["image_id"] == 1)
+    cases = [
+        ("score", str(results[5]["score"]), 5, "score '{}' is a string, not a number (write it without quotes)"),
+        ("score", True, 6, "score True is true/false, not a number"),
+        ("image_id", True, first, "image_id True is true/false, not an id"),
+        ("image_id", "1", first, "image_id '1' is a string, not an id"),
+        ("category_id", True, 7, "category_id True is true/false, not an integer"),
+        ("bbox", [0, 0, "5", 5], 8, ("bbox [0, 0, '5', 5] is not [x, y, width, height]: value '5' is a string, "
+                                     "not a number (write it without quotes)")),
+    ]
+    for key, value, i, message in cases:
+        bad = [dict(r) for r in results]
+        bad[i][key] = value
+        res_path.write_text(json.dumps(bad))
+        with pytest.raises(DataError) as error:
+            evaluate_coco(gt_path, res_path)
+        assert str(error.value) == f"{res_path}: result [{i}]: {message.format(value)}"
+    # what pycocotools does with them: a string score crashes its ranking, and true is image 1
+    bad = [dict(r) for r in results]
+    bad[5]["score"] = str(bad[5]["score"])
+    with pytest.raises(TypeError):
+        reference(gt_path, bad)
+    bad = [dict(r, image_id=True) if r["image_id"] == 1 else r for r in results]
+    assert reference(gt_path, bad).stats.tolist() == reference(gt_path, results).stats.tolist()

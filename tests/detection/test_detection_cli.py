@@ -112,7 +112,9 @@ def test_det_eval_names_what_it_could_not_read_in_predictions_and_ground_truth(v
     for bad, message in (({"category_id": 1.5}, "result [1]: category_id 1.5 is not an integer"),
                          ({"image_id": [1]}, "result [1]: image_id [1] is not an id"),
                          ({"bbox": [0, 0, 5]}, "result [1]: bbox [0, 0, 5] is not [x, y, width, height]"),
-                         ({"score": "high"}, "result [1]: score 'high' is not a number")):
+                         ({"score": "high"}, "result [1]: score 'high' is a string, not a number"),
+                         ({"score": "0.9"}, "result [1]: score '0.9' is a string, not a number (write it without quotes)"),
+                         ({"image_id": True}, "result [1]: image_id True is true/false, not an id")):
         (tmp_path / "r.json").write_text(json.dumps([good, dict(good, **bad)]))
         assert main(["det-eval", str(voc), str(tmp_path / "r.json")]) == 2
         assert message in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """Reading predictions for evaluation, in the three forms detectors write.
 
 * ``coco``: a COCO results JSON, a list of ``{"image_id", "category_id", "bbox": [x, y, w, h],
-  "score"}`` (ids are the ground truth's).
+  "score"}`` (ids are the ground truth's), every value a JSON number: a quoted ``"0.9"`` or a
+  ``true`` is refused, as pycocotools would crash on the one and read the other as image id 1.
 * ``yolo``: a folder of ``<image stem>.txt`` files with ``cls cx cy w h conf`` lines
   (Ultralytics ``save_txt`` + ``save_conf``), normalised, ``cls`` indexing the ground truth's
   category list.
@@ -14,6 +15,7 @@ evaluating against the wrong split must not go unnoticed.
 
 from __future__ import annotations
 
+from itertools import chain
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
@@ -79,11 +81,14 @@ def read_coco_results(path, gt: DetectionDataset) -> Detections:
         raise DataError("the ground truth has repeated image ids (several splits?); evaluate one split")
     index_of = {im.id: i for i, im in enumerate(gt.images)}
     try:  # the fast path: one array per field; a bad entry is then looked for one by one
-        image_ids = [r["image_id"] for r in data]
-        distinct = dict.fromkeys(image_ids)  # TypeError for list or object ids
-        cats = np.array([r["category_id"] for r in data])
-        boxes = np.array([r["bbox"] for r in data], dtype=np.float64).reshape(len(data), 4)
-        scores = np.array([r["score"] for r in data], dtype=np.float64)
+        image_ids, cats, boxes, scores = ([r[k] for r in data] for k in ("image_id", "category_id", "bbox", "score"))
+        # numpy would take "0.9" or true as a number, and true would match image id 1
+        if not all(map(_numbers, (image_ids, cats, scores, chain.from_iterable(boxes)))):
+            raise TypeError
+        distinct = dict.fromkeys(image_ids)
+        cats = np.array(cats)
+        boxes = np.array(boxes, dtype=np.float64).reshape(len(data), 4)
+        scores = np.array(scores, dtype=np.float64)
         if len(data) and (cats.dtype.kind not in "iuf" or np.any(cats != np.round(cats))):
             raise TypeError
     except (KeyError, TypeError, ValueError):
@@ -99,28 +104,45 @@ def read_coco_results(path, gt: DetectionDataset) -> Detections:
     return Detections(image_index, convert_boxes(boxes, "xywh", "xyxy"), scores, cats)
 
 
+def _numbers(values) -> bool:
+    """Whether every value is a JSON number (``int`` or ``float``; ``bool`` is not one here)."""
+    return set(map(type, values)) <= {int, float}
+
+
+def _not(field: str, value, what: str) -> str:
+    """``score '0.9' is a string, not a number (write it without quotes)``."""
+    if isinstance(value, bool):
+        return f"{field} {value!r} is true/false, not {what}"
+    if isinstance(value, str):
+        try:
+            hint = " (write it without quotes)" if field != "image_id" and np.isfinite(float(value)) else ""
+        except ValueError:
+            hint = ""
+        return f"{field} {value!r} is a string, not {what}{hint}"
+    return f"{field} {value!r} is not {what}"
+
+
 def _first_bad_result(data: list) -> str:
     """What is wrong with the first malformed entry of a COCO results list."""
-
-    def number(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
     for i, r in enumerate(data):
         if not isinstance(r, dict):
             return f"result [{i}] is not an object {{image_id, category_id, bbox, score}}"
         missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in r]
         if missing:
             return f"result [{i}] has no {', '.join(map(repr, missing))}"
-        if isinstance(r["image_id"], (list, dict)):
-            return f"result [{i}]: image_id {r['image_id']!r} is not an id"
+        if not _numbers([r["image_id"]]):
+            return f"result [{i}]: {_not('image_id', r['image_id'], 'an id')}"
         cat = r["category_id"]
-        if not number(cat) or not np.isfinite(cat) or cat != int(cat):
-            return f"result [{i}]: category_id {cat!r} is not an integer"
+        if not _numbers([cat]) or not np.isfinite(cat) or cat != int(cat):
+            return f"result [{i}]: {_not('category_id', cat, 'an integer')}"
         bbox = r["bbox"]
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(number(v) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4):
             return f"result [{i}]: bbox {bbox!r} is not [x, y, width, height]"
-        if not number(r["score"]):
-            return f"result [{i}]: score {r['score']!r} is not a number"
+        bad = [v for v in bbox if not _numbers([v])]
+        if bad:
+            return f"result [{i}]: bbox {bbox!r} is not [x, y, width, height]: {_not('value', bad[0], 'a number')}"
+        if not _numbers([r["score"]]):
+            return f"result [{i}]: {_not('score', r['score'], 'a number')}"
     return "every result needs image_id, category_id, bbox [x, y, w, h] and score"
 
 
