@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 from pathlib import Path
@@ -560,3 +562,25 @@ def test_coco_messages_name_the_missing_key_and_a_skipped_image_is_reported_once
         (root / f"labels/{stem}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     issues = read_dataset(root, "yolo", classes=["cat"]).issues
     assert [(i.file, i.message.endswith("image skipped with its labels")) for i in issues] == [("images/broken.jpg", True)]
+
+
+def test_duplicate_coco_annotation_ids_are_one_warning_and_only_the_repeats_get_new_ids(tmp_path):
+    path = coco_fixture(tmp_path)
+    data = json.loads(path.read_text())
+    first = data["annotations"][0]
+    data["annotations"] += [dict(first, id=i, bbox=[k, k, 5, 5]) for k, i in enumerate((11, 13, 11, 12), start=1)]
+    path.write_text(json.dumps(data))
+    report = convert(path, tmp_path / "out", "coco", "coco", images="none")
+    assert [(i.level, str(i)) for i in report.issues] == [("warning", (
+        f"{path}: 3 annotation ids are used more than once (e.g. 11: annotations[0] and annotations[3]); the 4 later "
+        "ones get new ids 14..17, the first of each keeps its id; fix the file for other tools (pycocotools mixes up "
+        "annotations that share an id)"))]
+    assert not report.errors and "problem" not in report.summary()
+    written = json.loads((tmp_path / "out/annotations/instances_val2017.json").read_text())["annotations"]
+    assert sorted((a["id"], a["bbox"][0]) for a in written) == [(11, 12.34), (12, 0.1), (13, 1), (14, 1), (15, 2),
+                                                                (16, 3), (17, 4)]
+    # pycocotools indexes annotations by id: it sees 3 of the original file's 7, all 7 of the written one
+    coco = pytest.importorskip("pycocotools.coco")
+    with contextlib.redirect_stdout(io.StringIO()):
+        before, after = (coco.COCO(str(p)) for p in (path, tmp_path / "out/annotations/instances_val2017.json"))
+    assert (len(before.anns), len(after.anns)) == (3, 7)

@@ -13,7 +13,9 @@ and the JSON's folder (``<root>`` is the folder holding ``annotations/``).
 
 ``iscrowd`` is the ignore flag both ways (as pycocotools reads it; an ``ignore`` key is kept
 as an extra field but, as in pycocotools, does not mark the object). Unknown keys on images
-and annotations (``segmentation``, ``license``, ...) are kept and written back.
+and annotations (``segmentation``, ``license``, ...) are kept and written back. An annotation id
+used twice in a file keeps it on its first annotation; the repeats get new ids after the
+file's largest, with one warning for the file.
 """
 
 from __future__ import annotations
@@ -185,7 +187,6 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         extra = {k: v for k, v in im.items() if k not in _IMAGE_KEYS}
         image_by_id[iid] = b.add_image(ImageInfo(file_name, width, height, iid, split, folder / file_name, name, extra))
 
-    seen_ann: set = set()
     pending = []  # boxes are converted together at the end: one array operation, not one per object
     for i, a in enumerate(data["annotations"]):
         try:
@@ -212,18 +213,45 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         except DataError as e:
             b.issue(name, f"annotations[{i}]: {e}; skipped")
             continue
-        if ann_id in seen_ann and ann_id != -1:
-            b.issue(name, f"annotations[{i}]: duplicate annotation id {ann_id}")
-        seen_ann.add(ann_id)
         extra = {k: v for k, v in a.items() if k not in _ANN_KEYS}
         pending.append((xywh, image_by_id[a["image_id"]], cid, bool(a.get("iscrowd", 0)), area, ann_id, i, extra))
     boxes = convert_boxes([p[0] for p in pending], "xywh", "xyxy")
     finite = np.isfinite(boxes).all(axis=1)  # x + w can overflow to inf
-    for box, ok, (xywh, image, cid, crowd, area, ann_id, i, extra) in zip(boxes, finite, pending):
-        if not ok:
-            b.issue(name, f"annotations[{i}]: bbox {xywh!r} overflows (x + width is not finite); skipped")
-            continue
+    for xywh, *_, i, _ in (p for p, ok in zip(pending, finite) if not ok):
+        b.issue(name, f"annotations[{i}]: bbox {xywh!r} overflows (x + width is not finite); skipped")
+    pending = [p for p, ok in zip(pending, finite) if ok]
+    ann_ids, note = _renumber_repeats(np.array([p[5] for p in pending], dtype=np.int64), [p[6] for p in pending])
+    if note:
+        b.issue(name, note, level="warning")
+    for box, ann_id, (_, image, cid, crowd, area, _, i, extra) in zip(boxes[finite], ann_ids.tolist(), pending):
         b.add_object(image, box, cid, crowd, area, ann_id, i, extra)
+
+
+def _renumber_repeats(ids: np.ndarray, index: list[int]) -> tuple[np.ndarray, Optional[str]]:
+    """Give each repeat of an annotation id a new one, after the largest id read from the file.
+
+    ``ids`` are the ``(N,)`` int64 ids of a file's annotations (``-1``: none, never a repeat),
+    ``index`` their positions in its ``annotations`` list. The first annotation with an id
+    keeps it. Returns the ``(N,)`` ids and a message saying what was renumbered (None when
+    every id is distinct), so that one line reports them all.
+    """
+    _, first = np.unique(ids, return_index=True)
+    repeat = np.ones(len(ids), dtype=bool)
+    repeat[first] = False
+    repeat &= ids != -1
+    later = np.flatnonzero(repeat)
+    if len(later) == 0:
+        return ids, None
+    start, n = int(ids.max()) + 1, len(later)
+    new = ids.copy()
+    new[later] = np.arange(start, start + n)
+    example, distinct = ids[later[0]], len(np.unique(ids[later]))
+    where = f"annotations[{index[np.argmax(ids == example)]}] and annotations[{index[later[0]]}]"
+    what = (f"annotation id {example} is used more than once ({where})" if distinct == 1 else
+            f"{distinct} annotation ids are used more than once (e.g. {example}: {where})")
+    given = f"the later one gets the new id {start}" if n == 1 else f"the {n} later ones get new ids {start}..{start + n - 1}"
+    return new, (f"{what}; {given}, the first of each keeps its id; fix the file for other tools (pycocotools "
+                 "mixes up annotations that share an id)")
 
 
 def _coco_json(ds: DetectionDataset, image_ids: np.ndarray, ann_ids: np.ndarray, images: list[int],
