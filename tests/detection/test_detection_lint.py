@@ -167,3 +167,27 @@ def test_a_missing_image_of_a_txt_dataset_is_one_error_not_a_size_missing_from_i
     (tmp_path / "filelist.txt").write_text("JPEGImages/a.jpg\nJPEGImages/b.jpg\n")
     report = lint(tmp_path, "txt")
     assert findings(report) == ["Annotations/b.txt: image JPEGImages/b.jpg is missing (annotation without image)"]
+
+
+def test_a_duplicate_category_name_is_reported_once(tmp_path):
+    from cvpipe.detection import convert
+
+    categories = [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}, {"id": 7, "name": "cat"}]
+    (tmp_path / "coco/annotations").mkdir(parents=True)
+    for split in ("train", "val"):  # the same list in both split files: still one problem
+        data = {"images": [{"id": 1, "file_name": f"{split}.jpg", "width": 64, "height": 48}], "categories": categories,
+                "annotations": [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [1, 1, 10, 10]}]}
+        (tmp_path / f"coco/annotations/instances_{split}.json").write_text(json.dumps(data))
+    message = ("categories[2]: category 7 has the name 'cat' of category 1: VOC files (which store names) and "
+               "per-class results cannot tell them apart; rename one")
+    report = lint(tmp_path / "coco", check_files=False)
+    assert [str(f) for f in report.findings if "'cat'" in f.message] == [
+        f"{tmp_path / 'coco/annotations/instances_train.json'}: {message}"]
+    assert [i.message for i in convert(tmp_path / "coco", tmp_path / "out", "coco", "coco", images="none").issues] == [
+        message]
+    # a format without ids of its own: the class list's duplicate is one error
+    draw_voc_dataset(tmp_path / "voc", n_images=2, seed=1)
+    (tmp_path / "voc/classes.txt").write_text("circle\nsquare\ncircle\n")
+    findings_voc = lint(tmp_path / "voc").findings
+    assert [f"{f.level}: {f.message}" for f in findings_voc if "circle' in the class" in f.message] == [
+        "error: duplicate category name 'circle' in the class list"]

@@ -188,7 +188,7 @@ def _class_findings(ds: DetectionDataset, counts: dict, imbalance: float, where:
     ids, names = [c.id for c in ds.categories], ds.class_names
     for what, values in (("category id", ids), ("category name", names)):
         for v, n in Counter(values).items():
-            if n > 1:
+            if n > 1 and ds.format != "coco":  # the COCO reader reports these, naming the file and entry
                 out.append(Issue(where, f"duplicate {what} {v!r} in the class list"))
     present = {k: v for k, v in counts.items() if v > 0}
     for name, n in counts.items():

@@ -145,6 +145,7 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
     b.info = b.info or dict(info or {})
     b.licenses = b.licenses or list(licenses or [])
 
+    id_of_name = {c.name: c.id for c in reversed(cat_by_id.values())}  # the first id of each name
     for i, c in enumerate(data["categories"]):
         try:
             cid, cname = int(c["id"]), str(c["name"])
@@ -155,10 +156,12 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         if known is not None and known.name != cname:
             b.issue(name, f"category id {cid} is {cname!r} here but {known.name!r} elsewhere (duplicate id)")
             continue
+        if known is None and cname in id_of_name:  # said once, where the second id appears, not again per split file
+            b.issue(name, f"categories[{i}]: category {cid} has the name {cname!r} of category {id_of_name[cname]}: "
+                          "VOC files (which store names) and per-class results cannot tell them apart; rename one",
+                    level="warning")
+        id_of_name.setdefault(cname, cid)
         cat_by_id.setdefault(cid, Category(cid, cname, str(c.get("supercategory", ""))))
-    names = [c.name for c in cat_by_id.values()]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
-        b.issue(name, f"category name {dup!r} is used by several ids", level="warning")
 
     image_by_id: dict[int, int] = {}
     skipped_ids: set = set()  # their annotations are skipped without a message of their own
