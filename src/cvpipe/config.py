@@ -77,6 +77,7 @@ class DataConfig:
     strict: bool = False  # fail on an unreadable image instead of skipping it
     workers: int = 2  # DataLoader worker processes
     balanced_sampling: bool = False  # weighted sampler that equalises classes
+    cache: bool = False  # decode train/val images once and keep them in RAM (skipped if they do not fit)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

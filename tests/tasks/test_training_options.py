@@ -86,3 +86,14 @@ def test_predict_video_writes_annotated_copy_and_per_frame_results(shapes, tmp_p
     capture.release()
     assert frames == 9
     assert len(read_csv(out / "predictions.csv")) == 9
+
+
+def test_a_cached_run_trains_exactly_like_one_that_reads_the_files(shapes, tmp_path):
+    common = {"data.root": shapes, "train.epochs": 2, "data.augment.rotation": 10, "data.workers": 1}
+    plain = cvpipe.train(None, fast(tmp_path, **common, **{"train.name": "plain"}))
+    cached = cvpipe.train(None, fast(tmp_path, **common, **{"train.name": "cached", "data.cache": "true"}))
+    assert "60 decoded images held in RAM" in (cached.run_dir / "train.log").read_text()
+    a = load_checkpoint(plain.run_dir / "weights" / "last.pt")["model"]
+    b = load_checkpoint(cached.run_dir / "weights" / "last.pt")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert read_csv(plain.run_dir / "metrics.csv") == read_csv(cached.run_dir / "metrics.csv")

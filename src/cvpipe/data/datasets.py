@@ -84,12 +84,13 @@ class ImageDataset(Dataset):
             raise ValueError(f"multi-hot targets have {self.targets.shape[1]} columns for {len(self.classes)} classes")
         self.transform = transform
         self.mode = mode
+        self.cache = None  # an ImageCache of every image, when data.cache is on
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        image = read_image(self.paths[index], self.mode)
+        image = self.cache[index] if self.cache is not None else read_image(self.paths[index], self.mode)
         if self.transform is not None:
             image = self.transform(image)
         return image, self.targets[index]
@@ -104,7 +105,7 @@ class ImageDataset(Dataset):
         return {name: i for i, name in enumerate(self.classes)}
 
     def subset(self, indices: Sequence[int]) -> "ImageDataset":
-        """A dataset over ``indices`` with the same classes, transform and mode."""
+        """A dataset over ``indices`` with the same classes, transform and mode (not cached)."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
         return ImageDataset(
             [self.paths[i] for i in index.tolist()],

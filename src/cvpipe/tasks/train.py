@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import shutil
 import signal
 import threading
@@ -177,6 +178,7 @@ def _terminate_as_interrupt():
 def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], logger: RunLogger, resume_ckpt):
     """Data, model, loss, optimiser and the Trainer, ready to fit (resumed if ``resume_ckpt``).
     Rank 0 checks every file once and writes the run's config; the others receive the result."""
+    from cvpipe.data.cache import cache_datasets
     from cvpipe.data.datasets import build_splits
     from cvpipe.data.loaders import build_loader, class_counts
     from cvpipe.data.transforms import build_eval_transform, build_train_transform, make_preprocess, resolve_mean_std
@@ -223,6 +225,9 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
         raise ConfigError(f"no validation images: {_why_no_validation(cfg.data)}")
     splits.train.transform = build_train_transform(cfg.data.augment, preprocess)
     splits.val.transform = build_eval_transform(preprocess)
+    if cfg.data.cache:  # after the broadcast: each process decodes its own copy
+        cached, message = cache_datasets([splits.train, splits.val], int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        (logger.info if cached else logger.warning)(message)
     per_rank_batch = t.batch_size // info.world_size
     train_loader = build_loader(
         splits.train,
