@@ -267,8 +267,23 @@ def test_images_can_be_hard_linked_or_left_out(voc, tmp_path):
     linked = tmp_path / "linked/images/train" / truth[0]["file"]
     assert linked.stat().st_ino == source.stat().st_ino
     report = convert(root, tmp_path / "bare", "voc", "yolo", images="none")
-    assert not report.issues and not (tmp_path / "bare/images").exists()
+    assert [(i.level, str(i)) for i in report.issues] == [("warning", (
+        "data.yaml: written without images (--images none), but YOLO labels are fractions of the image size: "
+        "data.yaml points at images/, which is absent, so training and cvpipe can use the dataset only once the "
+        "images are put there as images/<split>/<file name> (or convert again with --images copy or hardlink)"))]
+    assert not report.errors and not (tmp_path / "bare/images").exists()
     assert len(list((tmp_path / "bare/labels").rglob("*.txt"))) == len(truth)
+    # done as the warning says, the dataset reads back whole
+    for t in truth:
+        target = tmp_path / "bare/images" / t["split"] / t["file"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((root / "JPEGImages" / t["file"]).read_bytes())
+    back = read_dataset(tmp_path / "bare")
+    assert not back.issues
+    assert_same_content(back, read_dataset(root))
+    # annotations that hold pixel boxes need no images to be read: no warning
+    for fmt in ("coco", "voc", "txt"):
+        assert not convert(root, tmp_path / f"bare_{fmt}", "voc", fmt, images="none").issues
 
 
 def test_malformed_coco_entries_are_issues_not_tracebacks(tmp_path):

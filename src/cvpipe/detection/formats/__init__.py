@@ -121,10 +121,22 @@ def image_placer(mode: str = "copy") -> Callable[[ImageInfo, Path], list[Issue]]
 
 def write_dataset(ds: DetectionDataset, dst, fmt: str, *, images: str = "copy") -> list[Issue]:
     """Write ``ds`` to the folder ``dst`` in ``fmt``; ``images`` is ``"copy"``, ``"hardlink"``
-    or ``"none"``. Returns the issues met (e.g. image files that could not be copied)."""
+    or ``"none"``. Returns the issues met (e.g. image files that could not be copied).
+
+    YOLO without images is written, with a warning: its labels are fractions of sizes that
+    only the image files hold, so the dataset is unusable until the images are put in place
+    (a user may well do that, e.g. on the training machine)."""
     fmt = _check_format(fmt)
     Path(dst).mkdir(parents=True, exist_ok=True)
-    return _WRITERS[fmt](ds, dst, image_placer(images))
+    issues = _WRITERS[fmt](ds, dst, image_placer(images))
+    if fmt == "yolo" and images == "none" and ds.images:
+        layout = "images/<split>/<file name>" if any(ds.splits) else "images/<file name>"
+        issues.append(Issue("data.yaml", "written without images (--images none), but YOLO labels are fractions of "
+                                         "the image size: data.yaml points at images/, which is absent, so training "
+                                         "and cvpipe can use the dataset only once the images are put there as "
+                                         f"{layout} (or convert again with --images copy or hardlink)",
+                            level="warning"))
+    return issues
 
 
 __all__ = ["FORMATS", "IMAGE_MODES", "detect_format", "image_placer", "read_dataset", "write_dataset"]
