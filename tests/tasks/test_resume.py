@@ -134,3 +134,17 @@ def test_resume_refuses_settings_the_checkpoint_cannot_load_in_one_line(tmp_path
     assert (run.run_dir / "config.yaml").read_text() == config_before
     # settings that do not touch the weights' structure still resume
     assert cvpipe.train(None, [f"resume={last}", "train.epochs=2", "optim.lr=0.001"]).epochs_done == 2
+
+
+def test_resume_on_changed_data_says_so_and_on_the_same_data_stays_quiet(tmp_path):
+    data = folder_dataset(tmp_path / "shapes", per_class=10)
+    part = cvpipe.train(None, fast(tmp_path, **{"data.root": data, "train.epochs": 1}))
+    last = part.run_dir / "weights" / "last.pt"
+    assert load_checkpoint(last)["data"]["train"] == 24
+    moved = data.rename(tmp_path / "moved")  # the same files somewhere else: nothing to say
+    cvpipe.train(None, [f"resume={last}", "train.epochs=2", f"data.root={moved}"])
+    assert "resume: the images differ" not in (part.run_dir / "train.log").read_text()
+    (moved / "red" / "red_0.png").rename(moved / "green" / "red_0.png")  # same counts, one label changed
+    cvpipe.train(None, [f"resume={last}", "train.epochs=3", f"data.root={moved}"])
+    log = (part.run_dir / "train.log").read_text()
+    assert "resume: the images differ from the run's (train 24 -> 24, val 6 -> 6 images" in log

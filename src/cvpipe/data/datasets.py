@@ -25,6 +25,7 @@ What it guarantees:
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +150,20 @@ class Splits:
             writer.writerow(["path", "reason"])
             writer.writerows(self.skipped)
         return path
+
+    def fingerprint(self) -> dict:
+        """What a resumed run compares: ``{"train": n, "val": n, "digest": hex}``; the digest
+        covers every train/val file (relative to the root, so a moved dataset matches) and its
+        target."""
+        digest = hashlib.sha256()
+        sizes = {}
+        for name, dataset in (("train", self.train), ("val", self.val)):
+            dataset = dataset if dataset is not None else ImageDataset([], [], self.classes, multi_label=self.multi_label)
+            sizes[name] = len(dataset)
+            for path, target in zip(dataset.paths, dataset.targets.tolist()):
+                relative = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+                digest.update(f"{name}\t{relative.as_posix()}\t{target}\n".encode())
+        return {**sizes, "digest": digest.hexdigest()}
 
     def describe(self) -> str:
         """One line for logs: where the data is and how many images each split has."""

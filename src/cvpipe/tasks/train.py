@@ -208,16 +208,24 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
             logger.warning(f"{len(splits.skipped)} unusable files skipped; the list with reasons is in {report}")
         if resume_ckpt is not None and list(resume_ckpt.get("classes", [])) != list(splits.classes):
             raise CheckpointError(f"{t.resume}: its classes differ from the data's; resume with the same data")
+        fingerprint = splits.fingerprint()
+        if resume_ckpt is not None and resume_ckpt.get("data", fingerprint) != fingerprint:
+            before = resume_ckpt["data"]
+            logger.warning(
+                f"resume: the images differ from the run's (train {before['train']} -> {fingerprint['train']}, "
+                f"val {before['val']} -> {fingerprint['val']} images, or the same counts with other files or labels); "
+                "training continues on the data as it is now"
+            )
         mean, std = resolve_mean_std(cfg.data.augment, splits.train, cfg.model.in_chans)
         preprocess = make_preprocess(cfg.data.augment, cfg.model.in_chans, mean, std)
         if resume_ckpt is not None:
             preprocess = dict(resume_ckpt["preprocess"])  # "auto" statistics must not drift
         dump_yaml(cfg, run_dir / "config.yaml")
         (run_dir / "classes.txt").write_text("\n".join(splits.classes) + "\n", encoding="utf-8")
-        payload = (run_dir, splits, preprocess)
+        payload = (run_dir, splits, preprocess, fingerprint)
     else:
         payload = None
-    run_dir, splits, preprocess = broadcast_object(payload)
+    run_dir, splits, preprocess, fingerprint = broadcast_object(payload)
     if not info.is_main:
         run_dir = None  # only rank 0 writes
 
@@ -296,6 +304,7 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
             "classes": list(splits.classes),
             "preprocess": preprocess,
             "multi_label": bool(splits.multi_label),
+            "data": fingerprint,
         },
         ema_factory=ema_factory,
         hooks=hooks,
