@@ -49,8 +49,8 @@ def test_mixed_precision_on_cpu(shapes, tmp_path, precision):
     ckpt = load_checkpoint(run.run_dir / "weights" / "last.pt")
     assert all(v.dtype == torch.float32 for v in ckpt["model"].values() if v.is_floating_point())  # master weights fp32
     assert (ckpt["scaler"] is not None) == (precision == "fp16")
-    # fp16 is emulated on the CPU (many times slower): the user is told, bf16 passes quietly
-    warned = "fp16 on the CPU is emulated" in (run.run_dir / "train.log").read_text()
+    # fp16 on the CPU is usually many times slower: the user is told, bf16 passes quietly
+    warned = "fp16 on the CPU is usually many times slower" in (run.run_dir / "train.log").read_text()
     assert warned == (precision == "fp16")
 
 

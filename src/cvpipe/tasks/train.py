@@ -310,7 +310,7 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
         hooks=hooks,
     )
     if t.precision == "fp16" and device.type == "cpu":
-        logger.warning("train.precision=fp16 on the CPU is emulated and many times slower than fp32; use fp32, or bf16 on a recent CPU")
+        logger.warning("train.precision=fp16 on the CPU is usually many times slower than fp32 (few CPUs compute in fp16); use fp32, or bf16 on a recent CPU")
     if resume_ckpt is not None:
         trainer.resume_from(resume_ckpt)
         logger.info(f"resumed from {t.resume} at epoch {trainer.state.epoch} (step {trainer.state.step})")
