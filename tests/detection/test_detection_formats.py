@@ -15,7 +15,14 @@ from detection_synth import assert_same_content, canonical, draw_voc_dataset, vo
 from PIL import Image
 
 from cvpipe.detection import DetectionDataset, convert, read_dataset, read_image_size, write_dataset
-from cvpipe.detection.annotations import Category, ImageInfo, format_number, safe_relpath
+from cvpipe.detection.annotations import (
+    Category,
+    ImageInfo,
+    convert_boxes,
+    format_number,
+    round_decimals,
+    safe_relpath,
+)
 from cvpipe.errors import DataError
 
 FORMATS = ("coco", "voc", "yolo", "txt")
@@ -244,6 +251,52 @@ def test_format_number_round_trips_decimal_values():
         x = float(text)
         assert float(format_number(x + 1e-14 - 1e-14)) == x
     assert format_number(12.0) == "12" and format_number((12.34 + 100.1) - 12.34) == "100.1"
+
+
+def test_round_decimals_is_pythons_round_bit_for_bit():
+    rng = np.random.default_rng(0)
+    k = rng.integers(0, 2**52, 20_000).astype(np.float64)
+    ties = (k + 0.5) / 1e10  # about halfway between two 10-decimal values, at every magnitude below 2**52 / 1e10
+    values = np.concatenate([
+        ties, np.nextafter(ties, np.inf), np.nextafter(ties, -np.inf), -ties,
+        rng.uniform(-1e3, 1e3, 20_000), rng.uniform(4e5, 6e5, 20_000),  # around 2**52 / 1e10 and 2**19
+        np.exp(rng.uniform(-700, 700, 20_000)), [0.0, -0.0, 5e-324, 2.5e-10, 1.5, 2**53, -2**60, 1e308],
+        (np.round(rng.uniform(0, 900, 20_000), 2) + 0.3) - 0.3,  # x + w - x leaves a residue in the last bits
+    ])
+    expected = np.array([round(v, 10) for v in values.tolist()])
+    assert np.array_equal(round_decimals(values).view(np.int64), expected.view(np.int64))
+    with pytest.raises(DataError, match="non-finite coordinate inf"):
+        round_decimals([1.0, np.inf])
+
+
+def test_coco_numbers_are_written_as_format_number_writes_them_and_read_back_exactly(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 5000
+    decimals = rng.integers(0, 6, (n, 4))
+    xywh = np.round(rng.uniform(0, 900, (n, 4)) * 10.0**decimals) / 10.0**decimals  # as COCO files hold them
+    xywh[::7] = rng.uniform(0, 900, (n, 4))[::7]  # and full doubles, some of them near a rounding midpoint
+    xywh[:, 2:] = np.maximum(xywh[:, 2:], 0.01)
+    boxes = np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]]  # as the reader stores them: x + w
+    area = xywh[:, 2] * xywh[:, 3] * np.where(rng.random(n) < 0.3, rng.uniform(0.5, 1.0, n), 1.0)
+    ds = DetectionDataset([ImageInfo("a.jpg", 4000, 3000, 1)], [Category(1, "thing")], np.zeros(n, np.int64), boxes,
+                          np.ones(n), area=area, annotation_id=np.arange(1, n + 1))
+    write_dataset(ds, tmp_path / "out", "coco", images="none")
+    text = (tmp_path / "out/annotations/instances.json").read_text()
+
+    def as_written(v: float):
+        t = format_number(v)
+        return int(t) if t.lstrip("-").isdigit() else float(t)
+
+    written = json.loads(text)["annotations"]
+    written_xywh = convert_boxes(boxes, "xyxy", "xywh")
+    assert (round_decimals(written_xywh) != written_xywh).sum() > 100  # the rounding has residues to remove
+    expected_boxes = [[as_written(v) for v in row] for row in written_xywh]
+    # the same JSON text as a format_number call per value (json.dumps tells 12 from 12.0)
+    assert json.dumps([a["bbox"] for a in written]) == json.dumps(expected_boxes)
+    assert json.dumps([a["area"] for a in written]) == json.dumps([as_written(v) for v in area])
+    # and they read back exactly: a second trip writes the same text
+    write_dataset(read_dataset(tmp_path / "out/annotations/instances.json"), tmp_path / "again", "coco", images="none")
+    assert (tmp_path / "again/annotations/instances.json").read_text() == text
 
 
 def test_notes_txt_format_reads_pixel_centres(tmp_path):

@@ -362,13 +362,39 @@ def format_number(value: float, decimals: int = 10) -> str:
     """Shortest text for a coordinate: ``12`` for integral values, otherwise the value rounded
     to ``decimals`` places. Any number written with at most ``decimals`` places reads back to
     the same float, which is what makes conversions round-trip exactly despite the float
-    arithmetic in between (``x + w - x`` need not equal ``w`` bit for bit)."""
+    arithmetic in between (``x + w - x`` need not equal ``w`` bit for bit). :func:`round_decimals`
+    rounds whole arrays the same way."""
     v = round(float(value), decimals)
     if not np.isfinite(v):
         raise DataError(f"cannot write the non-finite coordinate {v}; fix or drop that box")
     if v == int(v) and abs(v) < 2**53:
         return str(int(v))
     return repr(v)
+
+
+def round_decimals(values, decimals: int = 10) -> np.ndarray:
+    """``round(float(v), decimals)`` of every value, bit for bit, as array operations: the
+    rounding :func:`format_number` writes, for writers with many numbers. Any shape -> float64
+    of that shape; a non-finite value raises :class:`DataError` as in :func:`format_number`.
+
+    Python returns ``x`` itself when it is integral or its spacing exceeds ``10**-decimals``
+    (the rounded decimal is then nearer ``x`` than any other double). Otherwise
+    ``y = x * 10**decimals`` is off by at most half its spacing, so away from the midpoints
+    between integers ``rint(y)`` is the integer Python's exact decimal rounding picks, and
+    dividing it by ``10**decimals`` (both exact) rounds once, to the double nearest that
+    decimal, as Python does. The few values near a midpoint take Python's round.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise DataError(f"cannot write the non-finite coordinate {x[~np.isfinite(x)][0]}; fix or drop that box")
+    scale = 10.0**decimals
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = x * scale
+        kept = (x == np.floor(x)) | (np.spacing(np.abs(x)) > 1 / scale)
+        safe = kept | (np.abs(y - np.floor(y) - 0.5) > np.spacing(np.abs(y)) / 2)
+        out = np.where(kept, x, np.rint(y) / scale)
+    out[~safe] = [round(v, decimals) for v in x[~safe].tolist()]
+    return out
 
 
 def parse_number(text: str, what: str) -> float:
