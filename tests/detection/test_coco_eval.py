@@ -256,3 +256,17 @@ def test_results_with_string_scores_or_boolean_ids_are_refused_and_json_numbers_
         reference(gt_path, bad)
     bad = [dict(r, image_id=True) if r["image_id"] == 1 else r for r in results]
     assert reference(gt_path, bad).stats.tolist() == reference(gt_path, results).stats.tolist()
+
+
+def test_a_trip_through_voc_changes_only_the_area_range_numbers(tmp_path):
+    from cvpipe.detection import convert
+
+    gt, results = random_coco(3, n_images=60)  # 30% of the objects have a stored area below their box area
+    gt_path, res_path = write(tmp_path, gt, results)
+    convert(gt_path, tmp_path / "voc", "coco", "voc", images="none")
+    convert(tmp_path / "voc", tmp_path / "back", "voc", "coco", images="none")
+    before = evaluate_coco(gt_path, res_path).stats
+    after = evaluate_coco(tmp_path / "back/annotations/instances.json", res_path).stats
+    all_areas, by_area = [0, 1, 2, 6, 7, 8], [3, 4, 5, 9, 10, 11]  # VOC keeps no area: the box area replaces it
+    np.testing.assert_allclose(after[all_areas], before[all_areas], rtol=0, atol=1e-12)
+    assert np.abs(after[by_area] - before[by_area]).max() > 1e-3

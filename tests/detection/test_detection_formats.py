@@ -601,6 +601,27 @@ def test_coco_image_ids_survive_a_trip_through_voc(voc, tmp_path):
     assert "image_id" not in (tmp_path / "voc2/Annotations/000000.xml").read_text()
 
 
+def test_coco_voc_coco_keeps_and_loses_what_the_guide_says(tmp_path):
+    path = coco_fixture(tmp_path)
+    convert(path, tmp_path / "voc", "coco", "voc", images="none")
+    convert(tmp_path / "voc", tmp_path / "coco", "voc", "coco", images="none")
+    before = json.loads(path.read_text())
+    after = json.loads((tmp_path / "coco/annotations/instances_val2017.json").read_text())
+    kept = ("image_id", "category_id", "bbox", "iscrowd")
+    # kept: boxes, image ids, file names, sizes, image fields, crowd flags, category ids and names, the split
+    assert [[a[k] for k in kept] for a in after["annotations"]] == [[a[k] for k in kept] for a in before["annotations"]]
+    assert [{k: v for k, v in im.items() if k != "depth"} for im in after["images"]] == before["images"]
+    assert [(c["id"], c["name"]) for c in after["categories"]] == [(c["id"], c["name"]) for c in before["categories"]]
+    # lost: annotation ids, the stored (mask) area, segmentation, supercategory, info and licenses
+    assert [a["id"] for a in after["annotations"]] == [1, 2, 3]  # 11, 12, 13 before
+    assert after["annotations"][0]["area"] == pytest.approx(100.1 * 50.25) != before["annotations"][0]["area"]
+    assert not any("segmentation" in a for a in after["annotations"])
+    assert {c["supercategory"] for c in after["categories"]} == {""}
+    assert after["licenses"] == [] and after["info"] != before["info"]
+    # added: VOC's own fields
+    assert {"pose", "truncated"} <= set(after["annotations"][0]) and after["images"][0]["depth"] == "3"
+
+
 def test_coco_messages_name_the_missing_key_and_a_skipped_image_is_reported_once(tmp_path):
     path = tmp_path / "gt.json"
     path.write_text(json.dumps([{"image_id": 1, "bbox": [0, 0, 1, 1]}]))
