@@ -347,7 +347,10 @@ def test_malformed_coco_entries_are_issues_not_tracebacks(tmp_path):
         {"id": 20, "image_id": [42], "category_id": 1, "bbox": [1, 2, 3, 4]},  # unhashable id
         {"id": 21, "image_id": 42, "category_id": {"id": 1}, "bbox": [1, 2, 3, 4]},
         {"id": 22, "image_id": 42, "category_id": 1, "bbox": [1e308, 0, 1e308, 1]},  # x + w overflows
+        {"id": 2**70, "image_id": 42, "category_id": 1, "bbox": [1, 2, 3, 4]},  # ids are kept as int64
     ]
+    data["images"].append({"id": -(2**64), "file_name": "d.jpg", "width": 10, "height": 10})
+    data["categories"].append({"id": 2**63, "name": "huge"})
     path = tmp_path / "bad.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(data).encode())  # with the BOM Windows editors write
     ds = read_dataset(path)
@@ -358,6 +361,9 @@ def test_malformed_coco_entries_are_issues_not_tracebacks(tmp_path):
     assert any("annotations[3]: image_id [42] is not in 'images'" in m for m in messages)
     assert any("annotations[4]: category_id {'id': 1} is not in 'categories'" in m for m in messages)
     assert any("annotations[5]: bbox" in m and "overflows" in m for m in messages)
+    assert any(f"annotations[6]: id {2**70} does not fit in 64 bits; skipped" in m for m in messages)
+    assert any(f"images[3]: id {-(2**64)} does not fit in 64 bits; skipped with its annotations" in m for m in messages)
+    assert any("categories[3] needs an integer 'id' and a 'name'; skipped" in m for m in messages)
     write_dataset(ds, tmp_path / "out", "voc", images="none")  # everything kept is writable
 
 

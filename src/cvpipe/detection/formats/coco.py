@@ -84,6 +84,16 @@ def _number(value, what: str) -> float:
     return float(value)
 
 
+def _integer_id(value, what: str) -> int:
+    """An image or annotation id: a JSON integer (not true/false) that fits the int64 arrays
+    ids are kept in; otherwise :class:`DataError`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataError(f"{what} {value!r} is not an integer")
+    if not -(2**63) <= value < 2**63:
+        raise DataError(f"{what} {value} does not fit in 64 bits")
+    return value
+
+
 def _hashable(value) -> bool:
     """JSON values usable as ids: not lists or objects (which would raise in a dict lookup)."""
     return not isinstance(value, (list, dict))
@@ -149,7 +159,8 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
     for i, c in enumerate(data["categories"]):
         try:
             cid, cname = int(c["id"]), str(c["name"])
-        except (KeyError, TypeError, ValueError):
+            _integer_id(cid, "id")
+        except (KeyError, TypeError, ValueError, DataError):
             b.issue(name, f"categories[{i}] needs an integer 'id' and a 'name'; skipped")
             continue
         known = cat_by_id.get(cid)
@@ -172,9 +183,7 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
         try:
             if not isinstance(im, dict):
                 raise DataError("not an object")
-            iid = im["id"]
-            if isinstance(iid, bool) or not isinstance(iid, int):
-                raise DataError(f"id {iid!r} is not an integer")
+            iid = _integer_id(im["id"], "id")
             file_name = safe_relpath(im["file_name"])
             width, height = _dimension(im, "width"), _dimension(im, "height")
         except KeyError as e:
@@ -210,9 +219,7 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
                 raise DataError(f"bbox {bbox!r} is not [x, y, width, height]")
             xywh = [_number(v, "bbox value") for v in bbox]
             area = _number(a["area"], "area") if "area" in a else None
-            ann_id = a.get("id", -1)
-            if isinstance(ann_id, bool) or not isinstance(ann_id, int):
-                raise DataError(f"id {ann_id!r} is not an integer")
+            ann_id = _integer_id(a.get("id", -1), "id")
         except DataError as e:
             b.issue(name, f"annotations[{i}]: {e}; skipped")
             continue
