@@ -22,7 +22,7 @@ found, 0 otherwise.
 
 def register(sub) -> None:
     from cvpipe.cli import formatter
-    from cvpipe.detection.formats import FORMATS
+    from cvpipe.detection.names import FORMATS
 
     p = sub.add_parser("check-detection", help="lint a detection dataset: bad boxes, labels, files, statistics",
                        description=DESCRIPTION, formatter_class=formatter)

@@ -26,7 +26,7 @@ Examples:
 
 def register(sub) -> None:
     from cvpipe.cli import formatter
-    from cvpipe.detection.formats import FORMATS, IMAGE_MODES
+    from cvpipe.detection.names import FORMATS, IMAGE_MODES
 
     p = sub.add_parser("convert", help="convert detection datasets: coco, voc, yolo, txt",
                        description=DESCRIPTION, formatter_class=formatter)

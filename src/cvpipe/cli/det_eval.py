@@ -24,8 +24,7 @@ the exit status is then 1 (0 otherwise).
 
 def register(sub) -> None:
     from cvpipe.cli import formatter
-    from cvpipe.detection.evaluation import PREDICTION_FORMATS, PROTOCOLS
-    from cvpipe.detection.formats import FORMATS
+    from cvpipe.detection.names import FORMATS, PREDICTION_FORMATS, PROTOCOLS
 
     p = sub.add_parser("det-eval", help="COCO / Pascal VOC mAP of detections",
                        description=DESCRIPTION, formatter_class=formatter)

@@ -12,25 +12,43 @@ written to COCO JSON, Pascal VOC, YOLO and the notes' txt format; conversion
     print(result.summary())
 """
 
-from cvpipe.detection.annotations import (
-    Category,
-    DetectionDataset,
-    Detections,
-    ImageInfo,
-    Issue,
-    read_image_size,
-)
-from cvpipe.detection.conversion import ConversionReport, convert
-from cvpipe.detection.evaluation import (
-    CocoEvaluation,
-    VocEvaluation,
-    evaluate_coco,
-    evaluate_voc,
-    read_predictions,
-    voc_ap,
-)
-from cvpipe.detection.formats import FORMATS, detect_format, read_dataset, write_dataset
-from cvpipe.detection.linting import LintReport, lint
+import importlib
+
+# Names are imported on first use: the command-line parser imports cvpipe.detection.names, and
+# with eager imports here that alone would import torch (about 2 s) for `cvpipe --help`.
+_API = {
+    "Category": "annotations",
+    "DetectionDataset": "annotations",
+    "Detections": "annotations",
+    "ImageInfo": "annotations",
+    "Issue": "annotations",
+    "read_image_size": "annotations",
+    "ConversionReport": "conversion",
+    "convert": "conversion",
+    "CocoEvaluation": "evaluation",
+    "VocEvaluation": "evaluation",
+    "evaluate_coco": "evaluation",
+    "evaluate_voc": "evaluation",
+    "read_predictions": "evaluation",
+    "voc_ap": "evaluation",
+    "FORMATS": "names",
+    "detect_format": "formats",
+    "read_dataset": "formats",
+    "write_dataset": "formats",
+    "LintReport": "linting",
+    "lint": "linting",
+}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(importlib.import_module(f"cvpipe.detection.{_API[name]}"), name)
+    raise AttributeError(f"module 'cvpipe.detection' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))
+
 
 __all__ = [
     "FORMATS",

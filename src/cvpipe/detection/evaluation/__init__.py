@@ -24,9 +24,8 @@ from cvpipe.detection.evaluation.predictions import PREDICTION_FORMATS, read_pre
 from cvpipe.detection.evaluation.voc import VocEvaluation, match_class, voc_ap
 from cvpipe.detection.evaluation.voc import evaluate_arrays as _voc_arrays
 from cvpipe.detection.formats import read_dataset
+from cvpipe.detection.names import PROTOCOLS
 from cvpipe.errors import DataError
-
-PROTOCOLS = ("coco", "voc07", "voc")
 
 
 def load_for_evaluation(gt, predictions, gt_format=None, pred_format=None, split=None, classes=None):

@@ -22,9 +22,9 @@ from typing import Optional
 import numpy as np
 
 from cvpipe.detection.annotations import DetectionDataset, Detections, convert_boxes, load_json
+from cvpipe.detection.names import PREDICTION_FORMATS
 from cvpipe.errors import DataError
 
-PREDICTION_FORMATS = ("coco", "yolo", "voc")
 EXPECTED = {  # what each prediction format is, for messages
     "coco": "COCO predictions are one results .json file, a list of {image_id, category_id, bbox, score}",
     "yolo": "YOLO predictions are a folder of <image>.txt files with `cls cx cy w h conf` lines",

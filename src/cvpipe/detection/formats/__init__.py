@@ -18,11 +18,10 @@ from cvpipe.detection.formats.coco import ROBOFLOW_NAME, read_coco, write_coco
 from cvpipe.detection.formats.txt import read_txt, write_txt
 from cvpipe.detection.formats.voc import read_voc, write_voc
 from cvpipe.detection.formats.yolo import find_data_yaml, read_yolo, write_yolo
+from cvpipe.detection.names import FORMATS, IMAGE_MODES
 from cvpipe.errors import DataError
 
-FORMATS = ("coco", "voc", "yolo", "txt")
 FORMAT_NAMES = {"coco": "COCO", "voc": "Pascal VOC", "yolo": "YOLO", "txt": "txt"}
-IMAGE_MODES = ("copy", "hardlink", "none")
 
 _READERS: dict[str, Callable] = {"coco": read_coco, "voc": read_voc, "yolo": read_yolo, "txt": read_txt}
 _WRITERS: dict[str, Callable] = {"coco": write_coco, "voc": write_voc, "yolo": write_yolo, "txt": write_txt}
