@@ -334,6 +334,13 @@ def test_images_can_be_hard_linked_or_left_out(voc, tmp_path):
     back = read_dataset(tmp_path / "bare")
     assert not back.issues
     assert_same_content(back, read_dataset(root))
+    # new labels for those images (--overwrite --images none) keep the images, and say nothing
+    images_before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "bare/images").rglob("*.*"))
+    again = convert(root, tmp_path / "bare", "voc", "yolo", images="none", overwrite=True, include=[back.categories[0].name])
+    assert not again.issues
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "bare/images").rglob("*.*")) == images_before
+    relabelled = read_dataset(tmp_path / "bare")
+    assert not relabelled.issues and 0 < relabelled.num_objects < back.num_objects  # the new labels are in place
     # annotations that hold pixel boxes need no images to be read: no warning
     for fmt in ("coco", "voc", "txt"):
         assert not convert(root, tmp_path / f"bare_{fmt}", "voc", fmt, images="none").issues

@@ -133,6 +133,7 @@ WRITTEN = {
     "yolo": ("images", "labels", "labels_ignore", "data.yaml"),
     "txt": ("JPEGImages", "Annotations", "Annotations_ignore", "filelist.txt", "filelist_*.txt", "classes.txt"),
 }
+IMAGE_FOLDER = {"coco": "images", "voc": "JPEGImages", "yolo": "images", "txt": "JPEGImages"}
 
 
 def _remove(path: Path) -> None:
@@ -148,7 +149,8 @@ def write_staged(ds: DetectionDataset, dst: Path, fmt: str, images: str) -> list
     A run that stops half-way (a problem found while writing, a full disk, Ctrl-C) leaves
     ``dst`` as it was. Files and folders of ``fmt``'s layout already in ``dst`` (an earlier
     conversion) are replaced as a whole, so no stale label file or split list survives;
-    anything else in ``dst`` is kept.
+    anything else in ``dst`` is kept, and so is the image folder when ``images`` is "none"
+    (new labels for images already in place).
     """
     created = not dst.exists()
     if dst.exists() and not dst.is_dir():
@@ -160,9 +162,13 @@ def write_staged(ds: DetectionDataset, dst: Path, fmt: str, images: str) -> list
         raise DataError(f"{dst}: cannot create the destination folder ({e.strerror or e})") from None
     try:
         issues = write_dataset(ds, stage, fmt, images=images)
+        kept = IMAGE_FOLDER[fmt] if images == "none" else None
         for pattern in WRITTEN[fmt]:
             for old in dst.glob(pattern):
-                _remove(old)
+                if old.name != kept:
+                    _remove(old)
+        if kept is not None and (dst / kept).is_dir():  # the images are there after all
+            issues = [i for i in issues if "--images none" not in i.message]
         for entry in stage.iterdir():
             os.replace(entry, dst / entry.name)
     except OSError as e:
