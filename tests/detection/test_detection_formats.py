@@ -374,6 +374,26 @@ def test_malformed_coco_entries_are_issues_not_tracebacks(tmp_path):
     write_dataset(ds, tmp_path / "out", "voc", images="none")  # everything kept is writable
 
 
+def test_coco_ids_must_be_json_integers_not_strings_floats_or_booleans(tmp_path):
+    # Python's int() would take "5", 5.7 and true, and true == 1 would match category/image 1
+    data = json.loads(coco_fixture(tmp_path).read_text())
+    data["categories"] += [{"id": "5", "name": "cat"}, {"id": 6.7, "name": "cow"}, {"id": True, "name": "bird"}]
+    data["annotations"] += [
+        {"id": 30, "image_id": 42, "category_id": True, "bbox": [1, 2, 3, 4]},
+        {"id": 31, "image_id": True, "category_id": 1, "bbox": [1, 2, 3, 4]},
+        {"id": 32, "image_id": 42, "category_id": "18", "bbox": [1, 2, 3, 4]},
+    ]
+    path = tmp_path / "ids.json"
+    path.write_text(json.dumps(data))
+    ds = read_dataset(path)
+    assert [c.id for c in ds.categories] == [1, 18, 90] and ds.num_objects == 3
+    messages = [str(i) for i in ds.issues]
+    assert [f"categories[{i}] needs an integer 'id'" in m for i, m in zip((3, 4, 5), messages[:3])] == [True] * 3
+    assert "annotations[3]: category_id True is not in 'categories'" in messages[3]
+    assert "annotations[4]: image_id True is not in 'images'" in messages[4]
+    assert "annotations[5]: category_id '18' is not in 'categories'" in messages[5]
+
+
 def test_voc_files_in_multi_byte_encodings_are_decoded(tmp_path):
     root = tmp_path / "voc"
     (root / "Annotations").mkdir(parents=True)

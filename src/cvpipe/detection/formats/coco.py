@@ -94,6 +94,11 @@ def _integer_id(value, what: str) -> int:
     return value
 
 
+def _is_integer(value) -> bool:
+    """A JSON integer: true/false are bools to JSON even though Python counts them as 1/0."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _hashable(value) -> bool:
     """JSON values usable as ids: not lists or objects (which would raise in a dict lookup)."""
     return not isinstance(value, (list, dict))
@@ -158,9 +163,8 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
     id_of_name = {c.name: c.id for c in reversed(cat_by_id.values())}  # the first id of each name
     for i, c in enumerate(data["categories"]):
         try:
-            cid, cname = int(c["id"]), str(c["name"])
-            _integer_id(cid, "id")
-        except (KeyError, TypeError, ValueError, DataError):
+            cid, cname = _integer_id(c["id"], "id"), str(c["name"])
+        except (KeyError, TypeError, DataError):
             b.issue(name, f"categories[{i}] needs an integer 'id' and a 'name'; skipped")
             continue
         known = cat_by_id.get(cid)
@@ -209,10 +213,10 @@ def _read_file(json_path: Path, b: DatasetBuilder, cat_by_id: dict, image_root) 
                 raise DataError(f"has no {', '.join(map(repr, missing))}")
             if _hashable(a["image_id"]) and a["image_id"] in skipped_ids and a["image_id"] not in image_by_id:
                 continue  # its image was skipped, and said so
-            if not _hashable(a.get("image_id")) or a.get("image_id") not in image_by_id:
+            if not _is_integer(a["image_id"]) or a["image_id"] not in image_by_id:
                 raise DataError(f"image_id {a.get('image_id')!r} is not in 'images' (annotation without image)")
             cid = a.get("category_id")
-            if not _hashable(cid) or cid not in cat_by_id:
+            if not _is_integer(cid) or cid not in cat_by_id:  # true would match id 1, "3" is not 3
                 raise DataError(f"category_id {cid!r} is not in 'categories' (label outside the class list)")
             bbox = a.get("bbox")
             if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
