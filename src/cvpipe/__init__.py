@@ -8,6 +8,7 @@ The Python API mirrors the command line::
     preds = cvpipe.predict(result.run_dir / "weights/best.pt", "photos/")
     cams = cvpipe.cam(result.run_dir / "weights/best.pt", ["photos/"], methods=["gradcam"])
     prof = cvpipe.profile("resnet50", imgsz=224)
+    onnx = cvpipe.export(result.run_dir / "weights/best.pt", format="onnx")   # cvpipe export CKPT
 
 Names are imported on first use, so ``import cvpipe`` stays fast.
 """
@@ -22,6 +23,7 @@ _API = {
     "train": "cvpipe.tasks.train",
     "evaluate": "cvpipe.tasks.evaluate",
     "predict": "cvpipe.tasks.predict",
+    "export": "cvpipe.tasks.export",
     "load_trained": "cvpipe.tasks.common",
     "cam": "cvpipe.tasks.explain",
     "feature_maps": "cvpipe.tasks.explain",

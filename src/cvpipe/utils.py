@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
+from pathlib import Path
 
 import torch.nn as nn
 
@@ -52,3 +54,15 @@ def can_draw_bar() -> bool:
         return os.get_terminal_size(sys.stderr.fileno()).columns > 0
     except (OSError, ValueError):
         return False
+
+
+def sibling_temp_file(path: Path) -> Path:
+    """A new empty file beside ``path`` for writing aside and then ``os.replace``-ing into place
+    (same folder, so the rename is atomic), with the permissions any new file gets under the
+    umask rather than mkstemp's owner-only 0600."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".partial{path.suffix}", dir=path.parent)  # tools check the suffix
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    return Path(name)

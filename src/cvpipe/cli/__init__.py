@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "train",
     "evaluate",  # `cvpipe eval`
     "predict",
+    "export",
     "config",
     "preview",
     "dataset_report",  # `cvpipe dataset-report`

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, Union
 import torch
 
 from cvpipe.errors import CheckpointError
+from cvpipe.utils import sibling_temp_file
 
 FORMAT_VERSION = 1
 
@@ -30,9 +30,9 @@ def save_checkpoint(state: dict[str, Any], path: Union[str, Path]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = sibling_temp_file(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             torch.save({**state, "version": FORMAT_VERSION}, f)
             f.flush()
             os.fsync(f.fileno())
