@@ -34,7 +34,8 @@ class AugmentConfig:
     """Image preprocessing and augmentation (torchvision.transforms.v2).
 
     Train view: (random-resized-crop | resize + [pad] + random crop) -> flips -> rotation ->
-    colour jitter -> tensor -> normalise -> random erasing. The eval view is derived from it:
+    colour jitter -> auto-augment policy -> tensor -> normalise -> random erasing; then, per
+    batch, MixUp or CutMix (soft targets). The eval view is derived from it:
     resize the shorter side to ``image_size / crop_pct`` then centre-crop ``image_size``.
     """
 
@@ -51,6 +52,10 @@ class AugmentConfig:
     rotation: float = 0.0  # degrees, uniform in [-rotation, rotation]
     color_jitter: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0])  # b, c, s, h
     random_erasing: float = 0.0  # probability
+    auto_augment: str = ""  # "" | randaugment | trivialaugment | autoaugment (ImageNet policy) | augmix
+    aug_magnitude: int = 9  # randaugment magnitude (0-30) / augmix severity (1-10, 3 is usual)
+    mixup: float = 0.0  # MixUp Beta(alpha, alpha) per batch (0 = off; 0.2 is common); single-label only
+    cutmix: float = 0.0  # CutMix Beta(alpha, alpha) per batch (0 = off; 1.0 is common); with mixup, one of the two per batch
     mean: Union[str, list[float]] = "imagenet"  # imagenet | auto (from the training set) | list
     std: Union[str, list[float]] = "imagenet"
 

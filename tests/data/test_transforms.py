@@ -12,7 +12,9 @@ from cvpipe.config import AugmentConfig
 from cvpipe.data.datasets import ImageDataset
 from cvpipe.data.image_io import read_image
 from cvpipe.data.transforms import (
+    AUTO_AUGMENT,
     IMAGENET_MEAN,
+    build_batch_mix,
     build_eval_transform,
     build_train_transform,
     denormalize,
@@ -113,6 +115,38 @@ def test_each_augmentation_changes_the_image():
     assert (erased == 0).any() and (erased == 1).any()  # a rectangle erased to the mean (0)
 
 
+@pytest.mark.parametrize("policy", AUTO_AUGMENT)
+@pytest.mark.parametrize("in_chans", [3, 1])
+def test_auto_augment_policies_change_grey_and_colour_images(policy, in_chans):
+    image = torch.from_numpy(_smooth_image(24, 24)).permute(2, 0, 1)[:in_chans].contiguous()
+    aug = AugmentConfig(image_size=24, crop_pct=1.0, random_resized_crop=False, hflip=0.0, auto_augment=policy)
+    preprocess = make_preprocess(aug, in_chans, [0.0] * in_chans, [1.0] * in_chans)
+    plain = build_eval_transform(preprocess)(image)
+    torch.manual_seed(0)
+    views = [build_train_transform(aug, preprocess)(image) for _ in range(8)]
+    assert all(v.shape == plain.shape and 0.0 <= v.min() and v.max() <= 1.0 for v in views)
+    assert sum(not torch.allclose(v, plain, atol=1e-3) for v in views) >= 4  # most draws change the image
+
+
+def test_mixup_and_cutmix_mix_images_and_labels_by_the_same_weight():
+    torch.manual_seed(0)
+    images, labels = torch.rand(6, 3, 16, 16), torch.tensor([0, 1, 2, 3, 4, 0])
+    assert build_batch_mix(AugmentConfig(), 5) is None
+    mixup = build_batch_mix(AugmentConfig(mixup=0.4), 5)
+    mixed, soft = mixup(images, labels)
+    assert soft.shape == (6, 5) and torch.allclose(soft.sum(1), torch.ones(6))
+    # MixUp: image i = lam * x_i + (1 - lam) * x_(i-1), and label i carries the same lam
+    lam = soft[1, 1]
+    assert 0 < lam < 1 and torch.allclose(mixed, lam * images + (1 - lam) * images.roll(1, 0), atol=1e-6)
+    cutmix = build_batch_mix(AugmentConfig(cutmix=1.0), 5)
+    mixed, soft = cutmix(images, labels)
+    # CutMix: a pasted box from the previous image; the label weight is the area kept
+    from_previous = (mixed == images.roll(1, 0)).all(1)[1].float().mean()  # (H, W) -> share of pixels
+    assert torch.isclose(soft[1, 0], from_previous) and torch.isclose(soft[1, 1], 1 - from_previous)
+    both = build_batch_mix(AugmentConfig(mixup=0.2, cutmix=1.0), 5)
+    assert both(images, labels)[1].shape == (6, 5)
+
+
 def test_grey_images_accept_colour_jitter():
     aug = AugmentConfig(image_size=8, color_jitter=[0.4, 0.4, 0.4, 0.1], rotation=10)
     out = build_train_transform(aug, make_preprocess(aug, 1, [0.5], [0.5]))(torch.randint(0, 256, (1, 8, 8), dtype=torch.uint8))
@@ -143,6 +177,9 @@ def test_mean_std_imagenet_explicit_and_auto(tmp_path):
         (dict(hflip=2.0), "hflip"),
         (dict(scale=[0.9, 0.1]), "scale"),
         (dict(color_jitter=[0.1, 0.1, 0.1, 0.9]), "color_jitter"),
+        (dict(auto_augment="randaug"), "auto_augment 'randaug': use randaugment"),
+        (dict(auto_augment="augmix", aug_magnitude=11), "augmix takes 1 to 10"),
+        (dict(mixup=-0.2), "mixup"),
     ],
 )
 def test_bad_settings_name_the_key(change, key):

@@ -148,3 +148,29 @@ def test_resume_on_changed_data_says_so_and_on_the_same_data_stays_quiet(tmp_pat
     cvpipe.train(None, [f"resume={last}", "train.epochs=3", f"data.root={moved}"])
     log = (part.run_dir / "train.log").read_text()
     assert "resume: the images differ from the run's (train 24 -> 24, val 6 -> 6 images" in log
+
+
+def test_resume_with_mixup_cutmix_and_randaugment_equals_one_run(tmp_path):
+    # batch mixing draws from the main process's generator: resuming must restore it
+    data = folder_dataset(tmp_path / "shapes", per_class=10)
+    mix = {"data.augment.mixup": 0.4, "data.augment.cutmix": 1.0, "data.augment.auto_augment": "randaugment"}
+    whole = cvpipe.train(None, settings(tmp_path, data, **mix, **{"train.epochs": 2, "train.name": "whole"}))
+    part = cvpipe.train(None, settings(tmp_path, data, **mix, **{"train.epochs": 1, "train.name": "part"}))
+    cvpipe.train(None, [f"resume={part.run_dir / 'weights' / 'last.pt'}", "train.epochs=2"])
+    assert_same_state(final_weights(whole.run_dir), final_weights(part.run_dir))
+    rows = read_csv(whole.run_dir / "metrics.csv")
+    assert rows == read_csv(part.run_dir / "metrics.csv")
+    assert all(0.0 <= float(r["train/acc"]) <= 1.0 for r in rows)  # still measured against each image's label
+
+
+def test_mixing_settings_that_cannot_work_fail_in_one_line(tmp_path, capsys):
+    from cvpipe.cli import main
+
+    data = folder_dataset(tmp_path / "shapes", per_class=5)
+    for image in sorted(data.rglob("*.png")):  # per-image label lists: multi-label
+        image.with_suffix(".txt").write_text(f"{image.parent.name} red\n")
+    base = ["train", f"data.root={data}", "model.name=lenet", "data.workers=0", f"train.project={tmp_path / 'runs'}"]
+    assert main([*base, "data.augment.mixup=0.2", "loss.name=triplet"]) == 2
+    assert "loss.name=triplet cannot take" in capsys.readouterr().err
+    assert main([*base, "data.augment.cutmix=1.0", "data.layout=pertxt"]) == 2
+    assert "this data is multi-label" in capsys.readouterr().err

@@ -46,6 +46,7 @@ INTERPOLATIONS = {
     "bicubic": v2.InterpolationMode.BICUBIC,
 }
 PADDING_MODES = ("constant", "edge", "reflect", "symmetric")
+AUTO_AUGMENT = ("randaugment", "trivialaugment", "autoaugment", "augmix")
 AUTO_STATS_IMAGES = 1000  # "auto" mean/std: images sampled evenly from the training set
 
 
@@ -164,10 +165,39 @@ def build_train_transform(aug: AugmentConfig, preprocess: dict) -> v2.Compose:
     if any(v > 0 for v in aug.color_jitter):
         brightness, contrast, saturation, hue = aug.color_jitter
         steps.append(v2.ColorJitter(brightness, contrast, saturation, hue))
+    if aug.auto_augment:
+        steps.append(_auto_augment(aug, interpolation))
     steps += _to_normalised(preprocess)
     if aug.random_erasing > 0:
         steps.append(v2.RandomErasing(aug.random_erasing, value=0))
     return v2.Compose(steps)
+
+
+def _auto_augment(aug: AugmentConfig, interpolation: v2.InterpolationMode):
+    """The learned or random policy on uint8 images (Cubuk et al. 2019/2020, Müller and Hutter
+    2021, Hendrycks et al. 2020), as in torchvision's classification reference scripts."""
+    if aug.auto_augment == "randaugment":
+        return v2.RandAugment(magnitude=aug.aug_magnitude, interpolation=interpolation)
+    if aug.auto_augment == "trivialaugment":
+        return v2.TrivialAugmentWide(interpolation=interpolation)
+    if aug.auto_augment == "autoaugment":
+        return v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET, interpolation=interpolation)
+    return v2.AugMix(severity=aug.aug_magnitude, interpolation=interpolation)
+
+
+def build_batch_mix(aug: AugmentConfig, num_classes: int):
+    """MixUp (Zhang et al. 2018) and/or CutMix (Yun et al. 2019) as ``mix(images, labels) ->
+    (images, soft_labels)`` on a batch: float (N, C, H, W) and int64 (N,) -> the mixed images and
+    (N, num_classes) label weights; one of the two per batch when both are on. None when off.
+    Draws from torch's global generator, which checkpoints save and resuming restores."""
+    mixes = []
+    if aug.mixup > 0:
+        mixes.append(v2.MixUp(alpha=aug.mixup, num_classes=num_classes))
+    if aug.cutmix > 0:
+        mixes.append(v2.CutMix(alpha=aug.cutmix, num_classes=num_classes))
+    if not mixes:
+        return None
+    return mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
 def denormalize(images: torch.Tensor, preprocess: dict) -> torch.Tensor:
@@ -239,6 +269,14 @@ def validate_augment(aug: AugmentConfig, in_chans: Optional[int] = None) -> None
             raise ConfigError(f"data.augment.{key} {getattr(aug, key)}: a probability in [0, 1]")
     if aug.rotation < 0:
         raise ConfigError(f"data.augment.rotation {aug.rotation}: degrees, >= 0")
+    if aug.auto_augment and aug.auto_augment not in AUTO_AUGMENT:
+        raise ConfigError(f"data.augment.auto_augment {aug.auto_augment!r}: use {', '.join(AUTO_AUGMENT)} (or nothing)")
+    top = 10 if aug.auto_augment == "augmix" else 30
+    if aug.auto_augment in ("randaugment", "augmix") and not 1 <= aug.aug_magnitude <= top:
+        raise ConfigError(f"data.augment.aug_magnitude {aug.aug_magnitude}: {aug.auto_augment} takes 1 to {top}")
+    for key in ("mixup", "cutmix"):
+        if getattr(aug, key) < 0:
+            raise ConfigError(f"data.augment.{key} {getattr(aug, key)}: the Beta distribution's alpha, > 0 (0 turns it off)")
     jitter = aug.color_jitter
     if len(jitter) != 4 or any(v < 0 for v in jitter) or jitter[3] > 0.5:
         raise ConfigError(f"data.augment.color_jitter {jitter}: [brightness, contrast, saturation, hue], all >= 0, hue <= 0.5")

@@ -1,6 +1,6 @@
 """The training loop: one code path for every device, precision and process count.
 
-Per step: autocast forward (fp32 / fp16 with GradScaler / bf16) -> loss (the criterion also
+Per step: optional batch mixing (MixUp/CutMix) -> autocast forward (fp32 / fp16 with GradScaler / bf16) -> loss (the criterion also
 weighs auxiliary heads when the model returns a tuple) / grad_accum -> backward (DDP gradient sync only on the accumulation
 boundary) -> unscale, clip, optimiser step, scheduler step, EMA update. Per epoch: validate,
 log, checkpoint (atomic ``last.pt``, ``best.pt`` by the chosen metric, optional periodic
@@ -98,6 +98,7 @@ class Trainer:
         checkpoint_extra: dict[str, Any],
         ema_factory: Optional[Callable[[nn.Module], Any]] = None,
         hooks: Optional[TrainHooks] = None,
+        batch_mix: Optional[Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]] = None,
     ):
         self.cfg = cfg
         self.device = device
@@ -111,6 +112,7 @@ class Trainer:
         self.metric, self.metric_mode = metric, metric_mode
         self.extra = checkpoint_extra
         self.hooks = hooks or TrainHooks()
+        self.batch_mix = batch_mix  # MixUp/CutMix: (images, labels) -> (mixed images, soft labels)
         self.state = TrainState()
         self.accum = max(1, cfg.grad_accum)
 
@@ -239,7 +241,9 @@ class Trainer:
                     restore_rng(self._resume_rng.get("now", {}))
                 continue
             images = to_device(images, self.device, cfg.channels_last)
-            targets = targets.to(self.device, non_blocking=True)
+            targets = labels = targets.to(self.device, non_blocking=True)
+            if self.batch_mix is not None:  # train/acc stays measured against each image's own label
+                images, targets = self.batch_mix(images, labels)
             boundary = (i + 1) % self.accum == 0 or i + 1 == n_batches
             # Each step averages over the batches it accumulates; the epoch's last group may be short.
             group = min(self.accum, n_batches - (i // self.accum) * self.accum)
@@ -258,8 +262,8 @@ class Trainer:
             batch = images.shape[0]
             loss_sum += loss.detach().float() * batch
             seen += batch
-            if targets.ndim == 1:
-                correct += (logits.detach().argmax(1) == targets).sum()
+            if labels.ndim == 1:
+                correct += (logits.detach().argmax(1) == labels).sum()
             s.epoch_step = i + 1
             progress.update(loss=loss_sum.item() / seen.item(), lr=self.optimizer.param_groups[0]["lr"])
             if self._should_stop():  # every rank is here: sum for the checkpoint, then stop
@@ -269,7 +273,7 @@ class Trainer:
         if totals[2] == 0:  # resumed after the epoch's last batch: nothing left to measure
             return {}
         metrics = {"train/loss": (totals[0] / totals[2]).item()}
-        if targets.ndim == 1:
+        if labels.ndim == 1:
             metrics["train/acc"] = (totals[1] / totals[2]).item()
         return metrics
 

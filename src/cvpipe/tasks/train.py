@@ -181,7 +181,7 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
     from cvpipe.data.cache import cache_datasets
     from cvpipe.data.datasets import build_splits
     from cvpipe.data.loaders import build_loader, class_counts
-    from cvpipe.data.transforms import build_eval_transform, build_train_transform, make_preprocess, resolve_mean_std
+    from cvpipe.data.transforms import build_batch_mix, build_eval_transform, build_train_transform, make_preprocess, resolve_mean_std
     from cvpipe.engine.losses import build_loss, class_weights_from_config
     from cvpipe.engine.optim import build_optimizer
     from cvpipe.engine.schedules import build_scheduler
@@ -262,6 +262,10 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
     hooks = _FinetuneHooks(model, cfg, finetune)
     hooks.freeze_initial()
 
+    aug = cfg.data.augment
+    if (aug.mixup or aug.cutmix) and splits.multi_label:
+        raise ConfigError("data.augment.mixup/cutmix mix one label per image; this data is multi-label, so leave them at 0")
+    batch_mix = build_batch_mix(aug, num_classes)
     class_weights = class_weights_from_config(cfg.loss, class_counts(splits.train)) if cfg.loss.class_weights else None
     criterion = build_loss(cfg.loss, splits.multi_label, class_weights).to(device)
 
@@ -308,6 +312,7 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
         },
         ema_factory=ema_factory,
         hooks=hooks,
+        batch_mix=batch_mix,
     )
     if t.precision == "fp16" and device.type == "cpu":
         logger.warning("train.precision=fp16 on the CPU is usually many times slower than fp32 (few CPUs compute in fp16); use fp32, or bf16 on a recent CPU")
@@ -412,6 +417,8 @@ def check_config(cfg: Config, world_size: int = 1) -> None:
     check_optim_config(cfg.optim)
     validate_schedule(cfg.schedule, steps_per_epoch=1, epochs=t.epochs)  # steps known after the data scan
     check_loss_config(cfg.loss)
+    if (cfg.data.augment.mixup or cfg.data.augment.cutmix) and cfg.loss.name not in ("auto", "ce") and "." not in cfg.loss.name:
+        raise ConfigError(f"data.augment.mixup/cutmix give soft targets, which loss.name={cfg.loss.name} cannot take; use ce")
     if m.pretrained and not t.resume and not Path(m.pretrained).expanduser().is_file():
         raise ConfigError(f"model.pretrained={m.pretrained}: no such file; give the path of a .pt, .pth or .safetensors weights file")
     check_data_config(cfg.data, m.in_chans)
