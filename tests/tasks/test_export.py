@@ -115,3 +115,31 @@ def test_without_the_onnx_packages_the_user_is_told_what_to_install(tmp_path, mo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "onnxscript is missing" in err and "pip install 'cvpipe[export]'" in err
     assert cvpipe.export(ckpt, format="torchscript").max_abs_diff == 0.0  # the others need nothing more
+
+
+def test_eval_and_predict_take_the_exported_onnx_model_and_agree_with_the_checkpoint(tmp_path, capsys):
+    from .synthetic import COLOURS, folder_dataset
+
+    data = folder_dataset(tmp_path / "data", per_class=4)
+    ckpt = checkpoint(tmp_path / "best.pt", "lenet", classes=sorted(COLOURS), size=24)
+    free = cvpipe.export(ckpt).path
+    fixed = cvpipe.export(ckpt, out=tmp_path / "fixed.onnx", dynamic=False, batch=5).path  # 12 images: 5 + 5 + 2
+    reference = cvpipe.evaluate(ckpt, data=str(data), save=False)
+    for exported in (free, fixed):
+        report = cvpipe.evaluate(exported, data=str(data), save=False)
+        assert report.paths == reference.paths and torch.equal(report.targets, reference.targets)
+        torch.testing.assert_close(report.logits, reference.logits, rtol=1e-4, atol=1e-4)
+    ours = cvpipe.predict(free, str(data), save=False)
+    theirs = cvpipe.predict(ckpt, str(data), save=False)
+    assert [(p.source, p.labels) for p in ours] == [(p.source, p.labels) for p in theirs]
+    torch.testing.assert_close(torch.tensor([p.probs for p in ours]), torch.tensor([p.probs for p in theirs]), atol=1e-5, rtol=0)
+    # nothing to hook in an exported model: CAM says which file to use instead
+    assert main(["cam", str(free), str(next(data.rglob("*.png")))]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "need the PyTorch checkpoint it came from" in err
+    # an ONNX file cvpipe did not write
+    foreign = onnx.load(str(free))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    assert main(["eval", str(tmp_path / "foreign.onnx"), f"data={data}"]) == 2
+    assert "without cvpipe's metadata" in capsys.readouterr().err

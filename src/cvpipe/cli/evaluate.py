@@ -29,7 +29,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: metrics, confusion matrix, mistakes",
                        description=DESCRIPTION, formatter_class=formatter)
-    p.add_argument("checkpoint", help="a cvpipe checkpoint (best.pt or last.pt)")
+    p.add_argument("checkpoint", help="a cvpipe checkpoint (best.pt or last.pt), or the .onnx `cvpipe export` made of it")
     p.add_argument("options", nargs="*", metavar="key=value", help="options listed above")
     p.set_defaults(func=run)
 

@@ -9,7 +9,8 @@ The exported network takes a float batch (N, C, H, W), resized and normalised as
 training, and returns logits; the class names and the preprocessing are stored inside the
 file (ONNX metadata_props; TorchScript extra file cvpipe.json). The written file is run
 once on a random batch and compared with PyTorch (ONNX Runtime when installed). ONNX needs
-`pip install 'cvpipe[export]'`. Options as key=value:
+`pip install 'cvpipe[export]'`. `cvpipe eval` and `cvpipe predict` take the .onnx file in
+place of the checkpoint (run by ONNX Runtime). Options as key=value:
 
   format=onnx     onnx | torchscript | pt2 (torch.export)
   out=PATH        output file (default: beside the checkpoint, e.g. best.onnx)

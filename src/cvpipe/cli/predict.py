@@ -25,7 +25,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("predict", help="predict images, folders, videos or a webcam", description=DESCRIPTION,
                        formatter_class=formatter)
-    p.add_argument("checkpoint", help="a cvpipe checkpoint (best.pt or last.pt)")
+    p.add_argument("checkpoint", help="a cvpipe checkpoint (best.pt or last.pt), or the .onnx `cvpipe export` made of it")
     p.add_argument("source", help="image, folder, glob, video file or webcam index")
     p.add_argument("options", nargs="*", metavar="key=value", help="options listed above")
     p.set_defaults(func=run)

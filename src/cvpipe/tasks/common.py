@@ -76,6 +76,10 @@ def load_trained(path: Union[str, Path]) -> Trained:
             f"{path} is a model name; this command needs a trained model: give a run's checkpoint, "
             "e.g. runs/train/exp/weights/best.pt (train one with `cvpipe train model.name=...`)"
         )
+    if path.suffix.lower() == ".onnx" and path.is_file():  # an exported model, run by ONNX Runtime
+        from cvpipe.tasks.export import load_onnx
+
+        return load_onnx(path)
     if path.suffix == ".safetensors":
         raise CheckpointError(
             f"{path}: bare weights, without the classes and preprocessing a cvpipe checkpoint holds; "

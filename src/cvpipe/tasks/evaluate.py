@@ -237,6 +237,9 @@ def _cam_gallery(trained: Trained, dataset, logits, targets, n: int, method: str
     from cvpipe.data.image_io import read_image
     from cvpipe.data.transforms import denormalize
     from cvpipe.explain import cam_gallery
+    from cvpipe.tasks.explain import check_has_layers
+
+    check_has_layers(trained)
 
     probs = torch.softmax(logits, dim=1)
     indices = worst_mistakes(probs, targets, n)

@@ -18,7 +18,17 @@ PathLike = Union[str, Path]
 
 
 def _trained(checkpoint: Union[PathLike, Trained]) -> Trained:
-    return checkpoint if isinstance(checkpoint, Trained) else load_trained(checkpoint)
+    trained = checkpoint if isinstance(checkpoint, Trained) else load_trained(checkpoint)
+    check_has_layers(trained)
+    return trained
+
+
+def check_has_layers(trained: Trained) -> None:
+    """ConfigError for an exported model, which has no layers to hook or gradients to follow."""
+    from cvpipe.tasks.export import OnnxClassifier
+
+    if isinstance(trained.model, OnnxClassifier):
+        raise ConfigError(f"{trained.path}: an exported model has no layers to hook; CAM, feature maps and profile need the PyTorch checkpoint it came from (e.g. best.pt)")
 
 
 @contextlib.contextmanager

@@ -14,6 +14,10 @@ otherwise; the image size is the one the model was trained at.
 After writing, the file is loaded back (ONNX Runtime when installed, else only the ONNX
 checker; ``torch.jit.load`` / ``torch.export.load`` otherwise) and run on a random batch of
 another size than the one traced, and the largest difference from PyTorch is reported.
+
+An exported ONNX file is also a model ``cvpipe eval`` and ``cvpipe predict`` take in place of
+the checkpoint (run by ONNX Runtime; :func:`load_onnx`), to check the deployed network on real
+data; CAM and feature maps need the PyTorch checkpoint.
 TorchScript is deprecated in PyTorch but still what libtorch (C++) loads; ``pt2`` is its
 successor.
 """
@@ -32,7 +36,7 @@ from typing import Optional, Union
 
 import torch
 
-from cvpipe.errors import ConfigError, CvpipeError
+from cvpipe.errors import CheckpointError, ConfigError, CvpipeError
 from cvpipe.tasks.common import Trained, load_trained
 from cvpipe.utils import sibling_temp_file
 
@@ -114,8 +118,11 @@ def _metadata(trained: Trained) -> dict[str, str]:
     """What a deployment needs besides the network, as strings (ONNX metadata is str -> str)."""
     from cvpipe import __version__
 
+    from cvpipe.config import to_dict
+
     return {
         "cvpipe_version": __version__,
+        "config": json.dumps(to_dict(trained.config)),
         "model": trained.config.model.name,
         "classes": json.dumps(trained.classes),
         "multi_label": json.dumps(trained.multi_label),
@@ -212,6 +219,72 @@ def _compare(format: str, path: Path, model, example: torch.Tensor, dynamic: boo
         hint = "; try dynamic=false (a fixed batch size)" if dynamic else ""
         raise ExportError(f"the exported model does not run on a batch of {size}: {_first_line(e)}{hint}") from None
     return (got - expected).abs().max().item(), "onnxruntime"
+
+
+class OnnxClassifier(torch.nn.Module):
+    """An exported ONNX classifier run by ONNX Runtime, called like the PyTorch model:
+    float (N, C, H, W) -> logits (N, classes), on the input's device.
+
+    A model exported with a fixed batch size B is run in chunks of B, the last one padded with
+    zeros (whose outputs are dropped), so callers may use any batch size. No parameters and no
+    layers: there is nothing to hook for CAM or feature maps.
+    """
+
+    def __init__(self, path: Path, num_classes: int):
+        super().__init__()
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ExportError(f"{path}: running an ONNX model needs onnxruntime: pip install onnxruntime") from None
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({_first_line(e)})") from None
+        first = self.session.get_inputs()[0]
+        self.input_name = first.name
+        self.fixed_batch = first.shape[0] if isinstance(first.shape[0], int) else None
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch = self.fixed_batch or max(1, x.shape[0])
+        outputs = []
+        for chunk in x.detach().float().cpu().split(batch):
+            real = chunk.shape[0]
+            if real < batch:
+                chunk = torch.cat([chunk, chunk.new_zeros(batch - real, *chunk.shape[1:])])
+            (logits,) = self.session.run(None, {self.input_name: chunk.contiguous().numpy()})
+            outputs.append(torch.from_numpy(logits[:real]))
+        out = torch.cat(outputs) if outputs else torch.zeros(0, self.num_classes)
+        return out.to(x.device)
+
+
+def load_onnx(path: Path) -> Trained:
+    """A :class:`Trained` whose model is the exported ONNX file, with the classes, config and
+    preprocessing ``cvpipe export`` stored in it."""
+    from cvpipe.config import Config, from_dict
+    from cvpipe.data.transforms import build_eval_transform
+
+    try:
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except ImportError:
+        raise ExportError(f"{path}: reading an ONNX model needs the onnx package: pip install 'cvpipe[export]'") from None
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable ONNX file ({_first_line(e)})") from None
+    missing = [k for k in ("config", "classes", "preprocess", "multi_label") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: an ONNX model without cvpipe's metadata ({', '.join(missing)}); export it with `cvpipe export`")
+    classes, preprocess = json.loads(meta["classes"]), json.loads(meta["preprocess"])
+    return Trained(
+        model=OnnxClassifier(path, len(classes)).eval(),
+        classes=classes,
+        preprocess=preprocess,
+        config=from_dict(Config, json.loads(meta["config"])),
+        multi_label=bool(json.loads(meta["multi_label"])),
+        transform=build_eval_transform(preprocess),
+        path=path,
+    )
 
 
 def _first_line(error: Exception) -> str:
