@@ -137,6 +137,8 @@ def test_eval_and_predict_take_the_exported_onnx_model_and_agree_with_the_checkp
     assert main(["cam", str(free), str(next(data.rglob("*.png")))]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "need the PyTorch checkpoint it came from" in err
+    assert main(["export", str(free)]) == 2
+    assert "already exported; export from the PyTorch checkpoint" in capsys.readouterr().err
     # an ONNX file cvpipe did not write
     foreign = onnx.load(str(free))
     del foreign.metadata_props[:]

@@ -60,8 +60,12 @@ class ExportResult:
 
     def describe(self) -> str:
         shape = "x".join(("N" if self.dynamic else str(self.input_shape[0]), *map(str, self.input_shape[1:])))
-        check = f"; max |difference| from PyTorch {self.max_abs_diff:.2e} ({self.checked_with})" if self.max_abs_diff is not None else (
-            f"; checked with the {self.checked_with} (install onnxruntime to compare outputs)" if self.checked_with else "")
+        if self.max_abs_diff is not None:
+            check = f"; max |difference| from PyTorch {self.max_abs_diff:.2e} ({self.checked_with})"
+        elif self.checked_with:
+            check = f"; checked with the {self.checked_with} (install onnxruntime to compare outputs)"
+        else:
+            check = ""
         return f"exported {self.format} to {self.path} (input {shape}) in {self.seconds:.1f}s{check}"
 
 
@@ -87,6 +91,8 @@ def export(
     if batch < 1:
         raise ConfigError(f"batch={batch}: must be at least 1")
     trained = load_trained(checkpoint)
+    if isinstance(trained.model, OnnxClassifier):
+        raise ConfigError(f"{trained.path}: already exported; export from the PyTorch checkpoint it came from (e.g. best.pt)")
     out = Path(out) if out is not None else trained.path.with_suffix(FORMATS[format])
     if out.resolve() == trained.path.resolve():
         raise ConfigError(f"out={out}: that is the checkpoint itself; choose another file name")
@@ -117,7 +123,6 @@ def export(
 def _metadata(trained: Trained) -> dict[str, str]:
     """What a deployment needs besides the network, as strings (ONNX metadata is str -> str)."""
     from cvpipe import __version__
-
     from cvpipe.config import to_dict
 
     return {
