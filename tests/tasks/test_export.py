@@ -92,6 +92,9 @@ def test_bad_requests_fail_in_one_line_and_leave_an_earlier_export_alone(tmp_pat
         ([f"out={ckpt}"], "that is the checkpoint itself"),
         (["batch=0"], "batch=0: must be at least 1"),
         (["fromat=onnx"], "did you mean format?"),
+        (["opset=7"], "opset=7: the ONNX exporter writes opsets 18 to"),  # it fell back to 18 with a traceback
+        (["opset=99"], "opset=99: the ONNX exporter writes opsets 18 to"),
+        (["format=torchscript", "opset=18"], "only format=onnx has an opset"),
     ]:
         assert main(["export", str(ckpt), *args]) == 2
         err = capsys.readouterr().err
@@ -106,6 +109,23 @@ def test_bad_requests_fail_in_one_line_and_leave_an_earlier_export_alone(tmp_pat
     assert "differ from PyTorch's by up to" in capsys.readouterr().err
     assert earlier.read_bytes() == b"an earlier export"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.onnx", "best.pt"]
+
+
+def test_an_opset_the_exporter_did_not_write_and_a_failing_model_are_one_line_each(tmp_path, capfd, monkeypatch):
+    import cvpipe.tasks.export as export_module
+
+    ckpt = checkpoint(tmp_path / "best.pt", "lenet")
+    monkeypatch.setattr(export_module, "OLDEST_OPSET", 7)  # let opset 7 through to the exporter, which writes 18
+    assert main(["export", str(ckpt), "opset=7"]) == 2
+    err = capfd.readouterr().err  # file descriptors: the exporter's own logging included
+    assert err.count("\n") == 1 and "opset=7: the exporter could not convert LeNet to it (it wrote opset 18)" in err, err
+    # AlexNet cannot run on 32 px; torch.onnx's generic wrapper is replaced by the reason, without colour codes
+    small = checkpoint(tmp_path / "alexnet.pt", "alexnet_half")
+    for fmt in ("onnx", "pt2"):
+        assert main(["export", str(small), f"format={fmt}"]) == 2
+        err = capfd.readouterr().err
+        assert err.count("\n") == 1 and "failed: Given input size" in err and "\x1b" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alexnet.pt", "best.pt"]
 
 
 def test_without_the_onnx_packages_the_user_is_told_what_to_install(tmp_path, monkeypatch, capsys):

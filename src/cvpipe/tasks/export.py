@@ -27,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ from cvpipe.utils import sibling_temp_file
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript", "pt2": ".pt2"}
 MISMATCH_TOLERANCE = 1e-3  # max |exported - PyTorch| on logits above which export fails
+OLDEST_OPSET = 18  # torch.onnx's exporter writes no older opset (it falls back to 18 and logs a traceback)
 
 
 class ExportError(CvpipeError):
@@ -90,6 +93,8 @@ def export(
         raise ConfigError(f"format={format!r}: use {' or '.join(FORMATS)}")
     if batch < 1:
         raise ConfigError(f"batch={batch}: must be at least 1")
+    if opset is not None:
+        _check_opset(opset, format)
     trained = load_trained(checkpoint)
     if isinstance(trained.model, OnnxClassifier):
         raise ConfigError(f"{trained.path}: already exported; export from the PyTorch checkpoint it came from (e.g. best.pt)")
@@ -140,10 +145,28 @@ def _metadata(trained: Trained) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _quiet():
-    """The exporters print progress lines and warnings a user cannot act on; errors still raise."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    """The exporters print progress lines, warnings and logged tracebacks a user cannot act on;
+    errors still raise."""
+    disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(disabled)
+
+
+def _check_opset(opset: int, format: str) -> None:
+    """ConfigError for an opset the ONNX exporter would not write (it would fall back to its own)."""
+    if format != "onnx":
+        raise ConfigError(f"opset={opset}: only format=onnx has an opset; leave it out")
+    with contextlib.suppress(ImportError):  # without onnx the writer says what to install
+        import onnx
+
+        newest = onnx.defs.onnx_opset_version()
+        if not OLDEST_OPSET <= opset <= newest:
+            raise ConfigError(f"opset={opset}: the ONNX exporter writes opsets {OLDEST_OPSET} to {newest}; leave opset out for its default")
 
 
 def _write_onnx(model, example, path: Path, metadata: dict, dynamic: bool, opset: Optional[int]) -> None:
@@ -163,6 +186,10 @@ def _write_onnx(model, example, path: Path, metadata: dict, dynamic: bool, opset
     except Exception as e:  # the exporter raises many types; the first line says what failed
         raise ExportError(f"ONNX export of {type(model).__name__} failed: {_first_line(e)}") from None
     proto = onnx.load(str(path))
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and written != opset:  # the exporter keeps its own opset when conversion fails
+        raise ExportError(f"opset={opset}: the exporter could not convert {type(model).__name__} to it (it wrote opset {written}); "
+                          f"use opset={written} or leave opset out")
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
@@ -293,5 +320,9 @@ def load_onnx(path: Path) -> Trained:
 
 
 def _first_line(error: Exception) -> str:
-    text = str(error).strip()
+    """The first line of the innermost cause: torch.onnx wraps the real reason in a generic
+    'Failed to export the model with torch.export' with terminal colour codes."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
     return text.splitlines()[0] if text else type(error).__name__
