@@ -99,6 +99,15 @@ def test_bad_requests_fail_in_one_line_and_leave_an_earlier_export_alone(tmp_pat
         assert main(["export", str(ckpt), *args]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+    (tmp_path / "notes").write_text("a file, not a folder")
+    os.mkfifo(tmp_path / "pipe")
+    for out, message in [(tmp_path / "notes" / "m.onnx", "cannot write in"), (tmp_path / "pipe", "is not a regular file")]:
+        assert main(["export", str(ckpt), f"out={out}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"out={out}: {message}" in err, err
+    assert (tmp_path / "notes").read_text() == "a file, not a folder" and stat.S_ISFIFO(os.stat(tmp_path / "pipe").st_mode)
+    (tmp_path / "notes").unlink()
+    (tmp_path / "pipe").unlink()
     assert main(["export", str(tmp_path / "absent.pt")]) == 2
     assert "no such checkpoint file" in capsys.readouterr().err
     # an exported model that disagrees with PyTorch is not written

@@ -103,14 +103,19 @@ def export(
         raise ConfigError(f"out={out}: that is the checkpoint itself; choose another file name")
     if out.is_dir():
         raise ConfigError(f"out={out}: is a folder; give a file name ending in {FORMATS[format]}")
+    if out.exists() and not out.is_file():  # a device or pipe would be replaced by the export
+        raise ConfigError(f"out={out}: is not a regular file; give a file name ending in {FORMATS[format]}")
     height, width = trained.preprocess["image_size"]
     # a batch of 1 would be fixed by the tracers (size-1 dimensions are specialised), so a free
     # batch is traced at 2 or more
     traced = max(batch, 2) if dynamic else batch
     example = torch.randn(traced, trained.in_chans, height, width, generator=torch.Generator().manual_seed(0))
     metadata = _metadata(trained)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = sibling_temp_file(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = sibling_temp_file(out)
+    except OSError as e:
+        raise ExportError(f"out={out}: cannot write in {out.parent} ({e.strerror or e}); choose another folder") from None
     try:
         WRITERS[format](trained.model, example, partial, metadata, dynamic, opset)
         diff, checked_with = _compare(format, partial, trained.model, example, dynamic) if verify else (None, "")
