@@ -200,6 +200,31 @@ def test_label_csv_with_more_columns_reads_the_label_column(tmp_path):
     assert names_of(splits.train) == [("0.png", "cat"), ("1.png", "dog"), ("2.png", "cat")]
 
 
+def test_label_csv_class_names_with_spaces_stay_one_class(tmp_path):
+    # a spreadsheet export: BOM, Windows line endings, quoted names with spaces; "coffee cup" is
+    # one class (it was read as the two labels "coffee" and "cup", making the data multi-label)
+    names = ["coffee cup", "cat", "coffee cup", "cat", "cat", "coffee cup"]
+    for i in range(len(names)):
+        write_image(tmp_path / "images" / f"img ñ {i}.png", seed=i)
+    rows = "".join(f'"img ñ {i}.png",{name}\r\n' for i, name in enumerate(names))
+    (tmp_path / "labels.csv").write_text("filename,label\r\n" + rows, encoding="utf-8-sig", newline="")
+    splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert not splits.skipped and not splits.multi_label and splits.classes == ["cat", "coffee cup"]
+    assert names_of(splits.train) == [(f"img ñ {i}.png", name) for i, name in enumerate(names)]
+    # ';' (documented) separates several labels in a field; spaces do when multi-label is declared,
+    # and class ids in one field ("0 1") still split
+    write_text(tmp_path / "labels.csv", "file,label\nimg ñ 0.png,coffee cup;cat\nimg ñ 1.png,cat\n")
+    tagged = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert tagged.multi_label and tagged.classes == ["cat", "coffee cup"]
+    assert tagged.train.targets.tolist() == [[1, 1], [1, 0]]
+    write_text(tmp_path / "labels.csv", "file,label\nimg ñ 0.png,0 1\nimg ñ 1.png,1\n")
+    ids = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
+    assert ids.multi_label and ids.classes == ["0", "1"] and ids.train.targets.tolist() == [[1, 1], [0, 1]]
+    write_text(tmp_path / "labels.csv", "file,label\nimg ñ 0.png,coffee cup\nimg ñ 1.png,cat\n")
+    declared = build_splits(DataConfig(root=str(tmp_path), val_split=0.0, multi_label=True), check=False)
+    assert declared.multi_label and declared.classes == ["cat", "coffee", "cup"]
+
+
 def test_label_csv_multi_hot_header(tmp_path):
     for i in range(4):
         write_image(tmp_path / "pics" / f"{i}.png", seed=i)

@@ -199,6 +199,7 @@ def read_labelfile(root: Path, cfg) -> Listing:
             else:
                 rows = _only_label_column(header, rows)
         records = listing.splits.setdefault(split, [])
+        is_csv = label_file.suffix.lower() == ".csv"
         seen: dict[str, int] = {}
         for lineno, cells in rows:
             where = f"{label_file.name} line {lineno}"
@@ -221,7 +222,7 @@ def read_labelfile(root: Path, cfg) -> Listing:
             if not path.is_file():
                 listing.skipped.append((str(path), f"{where}: listed but no such file"))
                 continue
-            records.append(Record(path, _split_labels(cells[1:], cfg.multi_label), where))
+            records.append(Record(path, _split_labels(cells[1:], cfg.multi_label, csv_fields=is_csv), where))
         if rows and not records:
             _suggest_image_folder(root, image_dir, label_file, rows[0][1][0])
     listing.header_names = header_names
@@ -333,12 +334,17 @@ def _looks_like_image_name(cell: str, image_dir: Path) -> bool:
     return is_image_file(cell) or (image_dir / cell).is_file()
 
 
-def _split_labels(cells: list[str], multi_label: Optional[bool]) -> tuple[str, ...]:
+def _split_labels(cells: list[str], multi_label: Optional[bool], csv_fields: bool = False) -> tuple[str, ...]:
     """Label cells -> label tokens. ``;`` and ``|`` always separate labels; spaces do unless
-    the dataset is declared single-label (so a CSV class may be named ``golden retriever``)."""
+    the dataset is declared single-label, or the cells are CSV fields holding words and the
+    dataset is not declared multi-label (so a CSV class may be named ``coffee cup``; class ids
+    and multi-hot vectors such as ``0 2`` and ``1 0 1`` still split)."""
     tokens: list[str] = []
     for cell in cells:
-        pattern = r"[;|]" if multi_label is False else r"[;|\s]+"
+        spaces_split = multi_label is True or (
+            multi_label is None and (not csv_fields or all(t.isdigit() for t in cell.split()))
+        )
+        pattern = r"[;|\s]+" if spaces_split else r"[;|]"
         tokens += [t for t in re.split(pattern, cell) if t.strip()]
     return tuple(t.strip() for t in tokens)
 
