@@ -206,8 +206,11 @@ def classification_report(
          "weighted": {"precision", "recall", "f1", "auc"},  # weighted by support
          "confusion_matrix": [[..C ints..] x C]}            # rows = true, columns = predicted
 
-    Classes absent from ``targets`` count in the macro average with recall 0 (and precision 0
-    if never predicted), as in scikit-learn with ``labels=range(C)``; their AUC is NaN.
+    The macro average is over the classes that occur in ``targets`` or in the predictions, as
+    scikit-learn's default: a class the data does not hold counts (with precision 0) only if
+    the model predicts it, so evaluating on data with fewer classes than the model knows does
+    not average in zeros for classes nobody asked about. Such classes keep 0 precision, recall
+    and F1 in ``per_class`` (with support 0) and a NaN AUC.
     """
     p = _np(probs, np.float64)
     t = _np(targets, np.int64)
@@ -239,10 +242,11 @@ def classification_report(
         for c, name in enumerate(class_names)
     }
     weights = support.astype(np.float64)
+    seen = (support > 0) | (cm.sum(0) > 0)
     report["macro"] = {
-        "precision": float(precision.mean()),
-        "recall": float(recall.mean()),
-        "f1": float(f1.mean()),
+        "precision": float(precision[seen].mean()) if seen.any() else float("nan"),
+        "recall": float(recall[seen].mean()) if seen.any() else float("nan"),
+        "f1": float(f1[seen].mean()) if seen.any() else float("nan"),
         "auc": _nan_average(auc),
     }
     report["weighted"] = {
