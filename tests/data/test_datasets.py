@@ -99,7 +99,7 @@ def test_multilabel_split_keeps_every_labels_share_far_closer_than_a_random_spli
         chance = (_label_shares(label_sets, random_part) - share).abs() * counts
         # every label within one item of its share; a seeded random split is several items off
         assert (ours <= 1.0 + 1e-6).all(), ours
-        assert ours.mean() * 5 < chance.mean(), (ours, chance)
+        assert ours.mean() * 3 < chance.mean(), (ours, chance)
 
 
 def test_multilabel_split_edge_cases():
@@ -109,6 +109,13 @@ def test_multilabel_split_edge_cases():
     assert test == [] and len(val) == 2 and sorted(train + val) == list(range(8))
     assert multilabel_stratified_split([], 0.2, 0.1, seed=0) == ([], [], [])
     assert multilabel_stratified_split([[], []], 0.5, 0.0, seed=0)[1] != []
+    # labels on one image each (plus a shared one): val and test still get their share of images
+    # (every such item used to go to train, which wants the most of each label: 99 / 1 / 0)
+    for sets in ([[0, 1 + i] for i in range(100)], [[i] for i in range(100)]):
+        train, val, test = multilabel_stratified_split(sets, 0.2, 0.1, seed=0)
+        assert (len(train), len(val), len(test)) == (70, 20, 10)
+    # one label on every image: a plain seeded split of the counts
+    assert tuple(map(len, multilabel_stratified_split([[0]] * 50, 0.2, 0.1, seed=0))) == (35, 10, 5)
 
 
 def test_split_folders_and_a_class_missing_from_val(tmp_path):

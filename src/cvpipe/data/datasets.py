@@ -406,7 +406,8 @@ def multilabel_stratified_split(
     wants ``fraction * count`` items of every label. Labels are served rarest first, since a
     rare label is the easiest to leave out of a split; each item carrying it goes to the split
     that still wants that label most (ties: the split that wants the most items overall, then
-    a seeded coin). Items without labels fill the splits that want most items. ``label_sets``
+    a seeded coin); once no split wants a whole item of the label, among those that want part
+    of one, the split that wants the most items. Items without labels fill the splits that want most items. ``label_sets``
     holds the class ids of each item. A split whose fraction is 0 gets nothing.
 
     The greedy choices are sequential (each depends on the ones before), so this walks the
@@ -447,7 +448,11 @@ def multilabel_stratified_split(
             if split_of[i] >= 0:
                 continue
             most = max(wanted[k][label] for k in active)
-            take(i, [k for k in active if wanted[k][label] == most])
+            if most >= 1:
+                take(i, [k for k in active if wanted[k][label] == most])
+            else:  # no split wants a whole item more: any that wants some stays within one item of
+                # its share, so the item counts decide (else a label on one image always went to train)
+                take(i, [k for k in active if wanted[k][label] > 0])
             for c in label_sets[i]:
                 remaining[c] -= 1
     for i in range(n):
