@@ -218,8 +218,9 @@ def test_label_csv_class_names_with_spaces_stay_one_class(tmp_path):
     splits = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
     assert not splits.skipped and not splits.multi_label and splits.classes == ["cat", "coffee cup"]
     assert names_of(splits.train) == [(f"img ñ {i}.png", name) for i, name in enumerate(names)]
-    # ';' (documented) separates several labels in a field; spaces do when multi-label is declared,
-    # and class ids in one field ("0 1") still split
+    # ';' (documented) separates several labels in a field, and class ids in one field ("0 1")
+    # still split; declaring the data multi-label (as eval does for a multi-label model) reads the
+    # same labels as auto-detection
     write_text(tmp_path / "labels.csv", "file,label\nimg ñ 0.png,coffee cup;cat\nimg ñ 1.png,cat\n")
     tagged = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
     assert tagged.multi_label and tagged.classes == ["cat", "coffee cup"]
@@ -227,9 +228,9 @@ def test_label_csv_class_names_with_spaces_stay_one_class(tmp_path):
     write_text(tmp_path / "labels.csv", "file,label\nimg ñ 0.png,0 1\nimg ñ 1.png,1\n")
     ids = build_splits(DataConfig(root=str(tmp_path), val_split=0.0), check=False)
     assert ids.multi_label and ids.classes == ["0", "1"] and ids.train.targets.tolist() == [[1, 1], [0, 1]]
-    write_text(tmp_path / "labels.csv", "file,label\nimg ñ 0.png,coffee cup\nimg ñ 1.png,cat\n")
+    write_text(tmp_path / "labels.csv", "file,label\nimg ñ 0.png,coffee cup;cat\nimg ñ 1.png,cat\n")
     declared = build_splits(DataConfig(root=str(tmp_path), val_split=0.0, multi_label=True), check=False)
-    assert declared.multi_label and declared.classes == ["cat", "coffee", "cup"]
+    assert declared.classes == tagged.classes and declared.train.targets.tolist() == tagged.train.targets.tolist()
 
 
 def test_label_csv_multi_hot_header(tmp_path):

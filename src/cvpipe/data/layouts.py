@@ -336,14 +336,14 @@ def _looks_like_image_name(cell: str, image_dir: Path) -> bool:
 
 def _split_labels(cells: list[str], multi_label: Optional[bool], csv_fields: bool = False) -> tuple[str, ...]:
     """Label cells -> label tokens. ``;`` and ``|`` always separate labels; spaces do unless
-    the dataset is declared single-label, or the cells are CSV fields holding words and the
-    dataset is not declared multi-label (so a CSV class may be named ``coffee cup``; class ids
-    and multi-hot vectors such as ``0 2`` and ``1 0 1`` still split)."""
+    the dataset is declared single-label, or the cells are CSV fields holding words: a CSV class
+    may be named ``coffee cup`` (several labels in one field are ``;``-separated), while class
+    ids and multi-hot vectors such as ``0 2`` and ``1 0 1`` still split. The rule does not
+    depend on whether the data is declared multi-label, so evaluation (which declares it as the
+    model was trained) reads the labels exactly as training did."""
     tokens: list[str] = []
     for cell in cells:
-        spaces_split = multi_label is True or (
-            multi_label is None and (not csv_fields or all(t.isdigit() for t in cell.split()))
-        )
+        spaces_split = multi_label is not False and (not csv_fields or all(t.isdigit() for t in cell.split()))
         pattern = r"[;|\s]+" if spaces_split else r"[;|]"
         tokens += [t for t in re.split(pattern, cell) if t.strip()]
     return tuple(t.strip() for t in tokens)
