@@ -300,3 +300,31 @@ def test_training_on_a_single_class_is_refused_without_leaving_a_run_folder(tmp_
     # evaluating a model on data holding one of its classes stays possible
     ckpt = untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS))
     assert cvpipe.evaluate(ckpt, data=str(data), save=False).metrics["images"] == 3
+
+
+def test_eval_warns_when_the_training_data_changed_since_training(tmp_path, capsys):
+    # photos added to the folder after training redraw the seeded split: val then holds images
+    # the model was trained on, and its accuracy is overstated; eval must say so
+    from cvpipe.config import DataConfig
+    from cvpipe.data.datasets import build_splits
+
+    photos = folder_dataset(tmp_path / "photos", per_class=10)
+    data = {"root": str(photos), "augment.image_size": 24}
+    trained_on = build_splits(DataConfig(root=str(photos)), check=False)
+    ckpt = torch.load(untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS), **data), weights_only=True)
+    ckpt["data"] = trained_on.fingerprint()
+    ckpt_path = save_checkpoint(ckpt, tmp_path / "m.pt")
+
+    report = cvpipe.evaluate(ckpt_path, save=False)
+    assert "data_changed" not in report.metrics and "differs from the data" not in capsys.readouterr().out
+
+    folder_dataset(tmp_path / "extra", per_class=2, seed=5)
+    for image in (tmp_path / "extra").rglob("*.png"):
+        image.rename(photos / image.parent.name / f"new_{image.name}")
+    report = cvpipe.evaluate(ckpt_path, save=False)
+    leaked = set(map(str, trained_on.train.paths)) & set(report.paths)
+    assert leaked  # what the warning is about: the new val split holds training images
+    out = capsys.readouterr().out
+    assert "differs from the data the model was trained on (train 24 -> 30, val 6 -> 6 images" in out
+    assert report.metrics["data_changed"] in out
+    assert cvpipe.evaluate(ckpt_path, data=str(photos), save=False).metrics.get("data_changed") is None  # data= given

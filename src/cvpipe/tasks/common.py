@@ -54,6 +54,7 @@ class Trained:
     multi_label: bool
     transform: Callable[[torch.Tensor], torch.Tensor]  # uint8 (C, H, W) -> normalised float
     path: Path
+    data_fingerprint: Optional[dict] = None  # the training data's Splits.fingerprint(), when the checkpoint has it
 
     @property
     def in_chans(self) -> int:
@@ -113,6 +114,7 @@ def load_trained(path: Union[str, Path]) -> Trained:
         multi_label=bool(ckpt.get("multi_label", False)),
         transform=build_eval_transform(ckpt["preprocess"]),
         path=path,
+        data_fingerprint=ckpt.get("data") if isinstance(ckpt.get("data"), dict) else None,
     )
 
 

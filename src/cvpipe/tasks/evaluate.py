@@ -90,6 +90,9 @@ def evaluate(
     if splits.skipped:
         path, reason = splits.skipped[0]
         log.warning(f"warning: {len(splits.skipped)} file(s) left out, the first: {path}: {reason} (all in summary.json)")
+    data_changed = _data_changed(trained, splits) if data is None else None
+    if data_changed:
+        log.warning(f"warning: {data_changed}")
     dev = device_for(device)
     model = trained.model.to(dev)
     loader = build_loader(dataset, batch_size, train=False, workers=cfg.data.workers if workers is None else workers, seed=0)
@@ -104,6 +107,8 @@ def evaluate(
     metrics.update({"checkpoint": str(trained.path), "data": cfg.data.root, "split": split, "images": len(dataset)})
     if splits.skipped:
         metrics["skipped_files"] = [[str(p), r] for p, r in splits.skipped]
+    if data_changed:
+        metrics["data_changed"] = data_changed
     if out_dir is not None:
         if cam and not trained.multi_label:
             try:
@@ -118,6 +123,24 @@ def evaluate(
 
 
 LAYOUT_KEYS = ("layout", "images", "labels", "names")  # describe one dataset's files
+
+
+def _data_changed(trained: Trained, splits) -> Optional[str]:
+    """On the model's own training data: a sentence when its train/val images (files or labels)
+    are no longer those the model was trained with, e.g. photos added to the folder since.
+    The split is then drawn afresh, so val may hold images the model was trained on."""
+    before = trained.data_fingerprint
+    if not before or "digest" not in before:
+        return None
+    now = splits.fingerprint()
+    if now["digest"] == before["digest"]:
+        return None
+    return (
+        f"the data under {splits.root} differs from the data the model was trained on (train {before.get('train')} -> "
+        f"{now['train']}, val {before.get('val')} -> {now['val']} images, or the same counts with other files or "
+        "labels): the splits are drawn afresh, so val may hold images the model was trained on and overstate its "
+        "accuracy; evaluate a fixed held-out folder with data=FOLDER, or keep train/ and val/ folders"
+    )
 
 
 def _data_config(trained: Trained, data: Optional[str], overrides: Sequence[str]):
