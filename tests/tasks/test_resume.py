@@ -163,8 +163,14 @@ def test_resume_with_mixup_cutmix_and_randaugment_equals_one_run(tmp_path):
     assert all(0.0 <= float(r["train/acc"]) <= 1.0 for r in rows)  # still measured against each image's label
 
 
-def test_mixing_settings_that_cannot_work_fail_in_one_line(tmp_path, capsys):
+def test_mixing_settings_that_cannot_work_fail_in_one_line(tmp_path, capsys, monkeypatch):
+    import cvpipe.data.cache
     from cvpipe.cli import main
+
+    def no_caching(*args, **kwargs):
+        raise AssertionError("images decoded into the cache before a setting that refuses the run was checked")
+
+    monkeypatch.setattr(cvpipe.data.cache, "cache_datasets", no_caching)
 
     data = folder_dataset(tmp_path / "shapes", per_class=5)
     for image in sorted(data.rglob("*.png")):  # per-image label lists: multi-label
@@ -172,5 +178,7 @@ def test_mixing_settings_that_cannot_work_fail_in_one_line(tmp_path, capsys):
     base = ["train", f"data.root={data}", "model.name=lenet", "data.workers=0", f"train.project={tmp_path / 'runs'}"]
     assert main([*base, "data.augment.mixup=0.2", "loss.name=triplet"]) == 2
     assert "loss.name=triplet cannot take" in capsys.readouterr().err
-    assert main([*base, "data.augment.cutmix=1.0", "data.layout=pertxt"]) == 2
+    assert main([*base, "data.augment.cutmix=1.0", "data.layout=pertxt", "data.cache=true"]) == 2
     assert "this data is multi-label" in capsys.readouterr().err
+    assert main([*base, "data.layout=pertxt", "data.cache=true", "model.name=alexnet_half", "data.augment.image_size=32"]) == 2
+    assert "data.augment.image_size" in capsys.readouterr().err

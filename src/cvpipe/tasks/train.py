@@ -233,9 +233,6 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
         raise ConfigError(f"no validation images: {_why_no_validation(cfg.data)}")
     splits.train.transform = build_train_transform(cfg.data.augment, preprocess)
     splits.val.transform = build_eval_transform(preprocess)
-    if cfg.data.cache:  # after the broadcast: each process decodes its own copy
-        cached, message = cache_datasets([splits.train, splits.val], int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
-        (logger.info if cached else logger.warning)(message)
     per_rank_batch = t.batch_size // info.world_size
     train_loader = build_loader(
         splits.train,
@@ -268,6 +265,9 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
     batch_mix = build_batch_mix(aug, num_classes)
     class_weights = class_weights_from_config(cfg.loss, class_counts(splits.train)) if cfg.loss.class_weights else None
     criterion = build_loss(cfg.loss, splits.multi_label, class_weights).to(device)
+    if cfg.data.cache:  # after every check that can refuse the run (decoding may take minutes); each process its own copy
+        cached, message = cache_datasets([splits.train, splits.val], int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        (logger.info if cached else logger.warning)(message)
 
     steps_per_epoch = math.ceil(len(train_loader) / max(1, t.grad_accum))
 
