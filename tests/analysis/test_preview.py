@@ -53,12 +53,17 @@ def test_preview_on_a_user_folder_skips_unreadable_images(tmp_path):
     _assert_grid(out, rows=5, cols=5)
 
 
-def test_preview_cli(tmp_path):
+def test_preview_cli(tmp_path, capsys):
     root = _user_folder(tmp_path / "fruit")
     out = tmp_path / "cli.png"
     status = main(["preview", f"data.root={root}", "model.in_chans=3", "--out", str(out), "-n", "2", "--draws", "1"])
     assert status == 0
     _assert_grid(out, rows=2, cols=3)
+    assert "not shown" not in capsys.readouterr().out
+    mixed = ["data.augment.mixup=0.2", "data.augment.cutmix=1.0", "data.augment.auto_augment=trivialaugment"]
+    assert main(["preview", f"data.root={root}", *mixed, "--out", str(out), "-n", "2", "--draws", "1"]) == 0
+    _assert_grid(out, rows=2, cols=3)  # the per-image auto-augment is in the grid; batch mixing is only named
+    assert "data.augment.mixup/cutmix also blend each batch's images in pairs during training; not shown" in capsys.readouterr().out
     assert main(["preview", f"data.root={tmp_path / 'missing'}", "--out", str(out)]) == 2
     assert main(["preview", "data.augment.rotaton=5"]) == 2  # typo: one-line config error
     folder = tmp_path / "previews"

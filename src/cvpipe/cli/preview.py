@@ -41,4 +41,7 @@ def run(args) -> int:
     cfg = resolve_train_config(config, overrides)  # the settings `cvpipe train` would use
     path = preview_augmentations(cfg, args.out, n=args.images, draws=args.draws)
     print(f"augmentation preview written to {path}")
+    mixes = [key for key in ("mixup", "cutmix") if getattr(cfg.data.augment, key) > 0]
+    if mixes:  # they blend pairs of images within a training batch, after these per-image views
+        print(f"note: data.augment.{'/'.join(mixes)} also blend each batch's images in pairs during training; not shown")
     return 0
