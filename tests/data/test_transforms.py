@@ -179,6 +179,8 @@ def test_mean_std_imagenet_explicit_and_auto(tmp_path):
         (dict(color_jitter=[0.1, 0.1, 0.1, 0.9]), "color_jitter"),
         (dict(auto_augment="randaug"), "auto_augment 'randaug': use randaugment"),
         (dict(auto_augment="augmix", aug_magnitude=11), "augmix takes 1 to 10"),
+        (dict(auto_augment="augmix", aug_magnitude=0), "augmix takes 1 to 10"),
+        (dict(auto_augment="randaugment", aug_magnitude=31), "randaugment takes 0 to 30"),
         (dict(mixup=-0.2), "mixup"),
     ],
 )

@@ -271,9 +271,9 @@ def validate_augment(aug: AugmentConfig, in_chans: Optional[int] = None) -> None
         raise ConfigError(f"data.augment.rotation {aug.rotation}: degrees, >= 0")
     if aug.auto_augment and aug.auto_augment not in AUTO_AUGMENT:
         raise ConfigError(f"data.augment.auto_augment {aug.auto_augment!r}: use {', '.join(AUTO_AUGMENT)} (or nothing)")
-    top = 10 if aug.auto_augment == "augmix" else 30
-    if aug.auto_augment in ("randaugment", "augmix") and not 1 <= aug.aug_magnitude <= top:
-        raise ConfigError(f"data.augment.aug_magnitude {aug.aug_magnitude}: {aug.auto_augment} takes 1 to {top}")
+    low, high = (1, 10) if aug.auto_augment == "augmix" else (0, 30)  # severity / RandAugment's 31 bins
+    if aug.auto_augment in ("randaugment", "augmix") and not low <= aug.aug_magnitude <= high:
+        raise ConfigError(f"data.augment.aug_magnitude {aug.aug_magnitude}: {aug.auto_augment} takes {low} to {high}")
     for key in ("mixup", "cutmix"):
         if getattr(aug, key) < 0:
             raise ConfigError(f"data.augment.{key} {getattr(aug, key)}: the Beta distribution's alpha, > 0 (0 turns it off)")
