@@ -79,6 +79,8 @@ def test_a_fixed_batch_export_and_the_command_line(tmp_path, capsys):
     out = tmp_path / "deploy" / "model.onnx"
     assert main(["export", str(ckpt), f"out={out}", "dynamic=false", "batch=4"]) == 0
     assert f"exported onnx to {out} (input 4x3x32x32)" in capsys.readouterr().out
+    assert main(["export", str(ckpt), f"out={tmp_path / 'deploy' / 'bare'}"]) == 0  # the format's suffix is added
+    assert (tmp_path / "deploy" / "bare.onnx").is_file() and not (tmp_path / "deploy" / "bare").exists()
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape == [4, 3, 32, 32]
 
