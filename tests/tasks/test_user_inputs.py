@@ -15,6 +15,7 @@ import torch
 import cvpipe
 from cvpipe.cli import main
 from cvpipe.config import load_config, to_dict
+from cvpipe.data.layouts import list_images
 from cvpipe.data.transforms import make_preprocess
 from cvpipe.engine.checkpoint import save_checkpoint
 from cvpipe.tasks.common import build_model
@@ -92,6 +93,21 @@ def test_predict_keeps_one_annotated_image_per_input_and_fails_when_nothing_is_r
             continue
         assert main(["predict", str(ckpt), str(photos), option, "save=false"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_a_glob_through_symlinked_folders_lists_each_image_once(tmp_path):
+    # "**" follows folder links: a link back up the tree listed one photo 41 times (up to the
+    # system's link depth), and a linked folder inside the tree listed its photos twice
+    ckpt = untrained_checkpoint(tmp_path / "m.pt", sorted(COLOURS))
+    photos = folder_dataset(tmp_path / "photos", per_class=1)
+    (photos / "red" / "back").symlink_to("..")  # a loop
+    (photos / "also_green").symlink_to(photos / "green")  # the same folder again
+    (photos / "green" / "link.png").symlink_to(photos / "blue" / "blue_0.png")  # a file link is a file of its own
+    preds = cvpipe.predict(ckpt, str(photos / "**" / "*.png"), save=False, verbose=False)
+    found = [str(Path(p.source).relative_to(photos)) for p in preds]
+    # as a folder is listed: green/ once, under its first name in natural order
+    assert found == ["also_green/green_0.png", "also_green/link.png", "blue/blue_0.png", "red/red_0.png"]
+    assert found == [str(p.relative_to(photos)) for p in list_images(photos)]
 
 
 def test_a_file_named_like_a_video_that_is_not_one_is_one_line(tmp_path):

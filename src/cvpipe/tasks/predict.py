@@ -103,11 +103,21 @@ def resolve_source(source: Union[str, Path, int]) -> tuple[str, list]:
             return "video", [path]
         return "images", [path]
     if any(ch in str(source) for ch in "*?["):
-        files = sorted((Path(p) for p in glob.glob(str(source), recursive=True) if is_image_file(p)), key=lambda p: natural_key(str(p)))
+        files = _unique_files(Path(p) for p in glob.glob(str(source), recursive=True) if is_image_file(p))
         if not files:
             raise DataError(f"{source}: the pattern matches no images")
         return "images", files
     raise DataError(f"{source}: no such file, folder or pattern")
+
+
+def _unique_files(paths) -> list[Path]:
+    """Glob matches in natural order, each file once: ``**`` follows symlinked folders, so a
+    link to a folder already matched (or a loop, up to the system's link depth) would list the
+    same images again; as for a folder, the shortest path to each is kept."""
+    chosen: dict[tuple[str, str], Path] = {}
+    for path in sorted(paths, key=lambda p: (len(p.parts), natural_key(str(p)))):
+        chosen.setdefault((os.path.realpath(path.parent), path.name), path)
+    return sorted(chosen.values(), key=lambda p: natural_key(str(p)))
 
 
 # ------------------------------------------------------------------------------- images
