@@ -99,7 +99,7 @@ def export(
     if isinstance(trained.model, OnnxClassifier):
         raise ConfigError(f"{trained.path}: already exported; export from the PyTorch checkpoint it came from (e.g. best.pt)")
     out = Path(out) if out is not None else trained.path.with_suffix(FORMATS[format])
-    if not out.suffix and not out.is_dir():  # eval and predict recognise an ONNX file by its suffix
+    if not out.suffix and not out.exists():  # eval and predict recognise an ONNX file by its suffix
         out = out.with_suffix(FORMATS[format])
     if out.resolve() == trained.path.resolve():
         raise ConfigError(f"out={out}: that is the checkpoint itself; choose another file name")
