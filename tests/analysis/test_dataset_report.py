@@ -99,3 +99,16 @@ def test_dataset_report_cli(tmp_path, capsys):
     taken.write_text("a file where the report folder should go")
     assert main(["dataset-report", str(root), "--out", str(taken)]) == 2
     assert "notes.txt: is a file; give a folder" in capsys.readouterr().err
+
+
+def test_reports_without_out_get_numbered_folders(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pets = _user_folder(tmp_path / "pets")
+    assert main(["dataset-report", str(pets)]) == 0
+    assert main(["dataset-report", str(pets), "data.val_split=0.5"]) == 0  # a second report keeps the first
+    out = capsys.readouterr().out
+    assert "runs/dataset-report/exp/summary.md" in out and "runs/dataset-report/exp2/summary.md" in out
+    _assert_plots(tmp_path / "runs" / "dataset-report" / "exp")
+    _assert_plots(tmp_path / "runs" / "dataset-report" / "exp2")
+    assert main(["dataset-report", str(pets), "data.layout=pertxt"]) == 2  # fails: leaves no empty folder
+    assert sorted(p.name for p in (tmp_path / "runs" / "dataset-report").iterdir()) == ["exp", "exp2"]

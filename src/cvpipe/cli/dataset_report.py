@@ -27,7 +27,7 @@ def register(sub) -> None:
                        description=DESCRIPTION, formatter_class=formatter)
     p.add_argument("items", nargs="*", metavar="[CONFIG_OR_PATH] key=value",
                    help="image folder, config file or preset, then overrides")
-    p.add_argument("--out", default="runs/dataset-report", help="folder to write to (default: runs/dataset-report)")
+    p.add_argument("--out", help="folder to write to (default: a new runs/dataset-report/exp, exp2, ...)")
     p.add_argument("--per-class", type=int, default=6, help="sample images per class in the grid (default: 6)")
     p.set_defaults(func=run)
 
@@ -50,10 +50,22 @@ def run(args) -> int:
         raise ConfigError(f"{source}: no such folder, config file or preset (presets: {', '.join(preset_names())})")
     else:
         cfg = load_config(source or "digits", overrides)
-    summary = dataset_report(cfg, args.out, samples_per_class=args.per_class)
+    if args.out is not None:
+        out = Path(args.out)
+        summary = dataset_report(cfg, out, samples_per_class=args.per_class)
+    else:  # numbered like every run folder, so a report on another dataset does not replace this one
+        from cvpipe.tasks.common import increment_run_dir
+
+        out = increment_run_dir("runs/dataset-report", "exp")
+        try:
+            summary = dataset_report(cfg, out, samples_per_class=args.per_class)
+        except BaseException:
+            if not any(out.iterdir()):
+                out.rmdir()
+            raise
     images = ", ".join(f"{n} {name}" for name, n in summary["images"].items())
     print(f"{summary['root']}: {summary['layout']} layout, {len(summary['classes'])} classes, {images} images")
     print(f"unreadable: {len(summary['unreadable'])}, duplicate groups: {len(summary['duplicates'])} "
           f"({summary['duplicates_across_splits']} across splits)")
-    print(f"report written to {Path(args.out) / 'summary.md'}")
+    print(f"report written to {out / 'summary.md'}")
     return 0
