@@ -66,3 +66,9 @@ def sibling_temp_file(path: Path) -> Path:
     os.umask(umask)
     os.chmod(name, 0o666 & ~umask)
     return Path(name)
+
+
+def file_threads() -> int:
+    """Threads for reading and decoding image files: I/O and Pillow's decoders release the GIL,
+    so twice the cores keeps them busy while some threads wait on the disk."""
+    return min(32, 2 * (os.cpu_count() or 1))

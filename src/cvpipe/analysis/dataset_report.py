@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +31,7 @@ from cvpipe.data.datasets import SPLITS, build_splits
 from cvpipe.data.image_io import ImageInfo, inspect_image, read_image
 from cvpipe.errors import ConfigError
 from cvpipe.viz import new_figure, save_figure
-from cvpipe.utils import can_draw_bar
+from cvpipe.utils import can_draw_bar, file_threads
 
 MAX_GRID_CLASSES = 40
 THUMBNAIL_SIDE = 128
@@ -111,7 +110,7 @@ def _as_config(source) -> Config:
 def _scan_files(paths: list[str]) -> list[dict]:
     """Content hash, decodability, size and pixel format of every file, in one read each."""
     show = len(paths) >= 500 and can_draw_bar()
-    with ThreadPoolExecutor(max_workers=min(32, 2 * (os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=file_threads()) as pool:
         return list(tqdm(pool.map(_scan_one, paths), total=len(paths), desc="scanning images", unit="img", disable=not show, leave=False))
 
 

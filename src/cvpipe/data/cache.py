@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from cvpipe.data.image_io import read_image
 from cvpipe.errors import DataError
-from cvpipe.utils import can_draw_bar
+from cvpipe.utils import can_draw_bar, file_threads
 
 PathLike = Union[str, Path]
 HEADROOM = 1.25  # cache only when the memory available is at least this multiple of its size
@@ -74,7 +74,7 @@ class ImageCache:
             shapes[index] = torch.tensor(image.shape)
 
         show = len(paths) >= 500 and os.environ.get("RANK", "0") == "0" and can_draw_bar()
-        with ThreadPoolExecutor(max_workers=min(32, 2 * (os.cpu_count() or 1))) as pool:
+        with ThreadPoolExecutor(max_workers=file_threads()) as pool:
             done = pool.map(fill, range(len(paths)))
             for _ in tqdm(done, total=len(paths), desc=desc, unit="img", disable=not show, leave=False):
                 pass
@@ -93,7 +93,7 @@ def decoded_sizes(paths: Sequence[PathLike], mode: str) -> list[int]:
         except (OSError, Image.DecompressionBombError) as e:  # checked images open; a file replaced since may not
             raise DataError(f"{path}: cannot be read any more ({e}); run again") from None
 
-    with ThreadPoolExecutor(max_workers=min(32, 2 * (os.cpu_count() or 1))) as pool:
+    with ThreadPoolExecutor(max_workers=file_threads()) as pool:
         return list(pool.map(size, paths))
 
 

@@ -41,7 +41,7 @@ from cvpipe.data.digits import digits_root
 from cvpipe.data.image_io import TRUNCATED_ALLOWED_MESSAGE, check_image, read_image, truncated_images_allowed
 from cvpipe.data.layouts import LAYOUTS, READERS, Listing, Record, detect_layout, natural_key, read_names
 from cvpipe.errors import ConfigError, DataError
-from cvpipe.utils import can_draw_bar
+from cvpipe.utils import can_draw_bar, file_threads
 
 PathLike = Union[str, Path]
 SPLITS = ("train", "val", "test")
@@ -505,7 +505,7 @@ def check_images(paths: Sequence[PathLike], desc: str = "checking images") -> di
         raise DataError(TRUNCATED_ALLOWED_MESSAGE)
     paths = [str(p) for p in paths]
     show = len(paths) >= 500 and os.environ.get("RANK", "0") == "0" and can_draw_bar()
-    workers = min(32, 2 * (os.cpu_count() or 1))
+    workers = file_threads()
     problems: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(check_image, paths)
