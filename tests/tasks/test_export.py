@@ -27,7 +27,7 @@ def checkpoint(path, model_name: str, classes=("cat", "dog", "emu"), in_chans: i
     model = build_model(cfg, len(classes))
     preprocess = make_preprocess(cfg.data.augment, in_chans, [0.5] * in_chans, [0.25] * in_chans)
     state = {"model": model.state_dict(), "config": to_dict(cfg), "classes": list(classes), "preprocess": preprocess,
-             "multi_label": multi_label}
+             "multi_label": multi_label, "data": {"train": 9, "val": 3, "digest": "d1"}}
     return save_checkpoint(state, path)
 
 
@@ -156,6 +156,7 @@ def test_eval_and_predict_take_the_exported_onnx_model_and_agree_with_the_checkp
     free = cvpipe.export(ckpt).path
     fixed = cvpipe.export(ckpt, out=tmp_path / "fixed.onnx", dynamic=False, batch=5).path  # 12 images: 5 + 5 + 2
     reference = cvpipe.evaluate(ckpt, data=str(data), save=False)
+    assert load_trained(free).data_fingerprint == {"train": 9, "val": 3, "digest": "d1"}  # eval can tell changed data
     for exported in (free, fixed):
         report = cvpipe.evaluate(exported, data=str(data), save=False)
         assert report.paths == reference.paths and torch.equal(report.targets, reference.targets)

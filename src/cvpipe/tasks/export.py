@@ -145,6 +145,7 @@ def _metadata(trained: Trained) -> dict[str, str]:
         "multi_label": json.dumps(trained.multi_label),
         "threshold": json.dumps(trained.config.data.threshold),
         "preprocess": json.dumps(trained.preprocess),
+        "data": json.dumps(trained.data_fingerprint),  # lets eval of the export notice changed data
         "input": "float32 (N, C, H, W), resized and normalised as 'preprocess' says",
         "output": "logits (N, classes): sigmoid for multi-label, else softmax",
     }
@@ -323,6 +324,7 @@ def load_onnx(path: Path) -> Trained:
         multi_label=bool(json.loads(meta["multi_label"])),
         transform=build_eval_transform(preprocess),
         path=path,
+        data_fingerprint=json.loads(meta.get("data", "null")),
     )
 
 
