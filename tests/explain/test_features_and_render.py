@@ -131,3 +131,19 @@ def test_explain_images_streams_batches_of_mixed_sizes(tmp_path, small_cnn):
 def test_a_layer_without_a_spatial_output_is_named_in_the_error(small_cnn):
     with pytest.raises(ConfigError, match=r"layer 'fc' has shape \(1, 5\)"):
         capture_features(small_cnn, torch.randn(1, 3, 16, 16), "fc")
+
+
+def test_constant_channels_are_drawn_flat_not_as_rounding_noise(tmp_path):
+    # ResNet's layer4 on 32 px digits is 1x1: each channel is one value; upsampling it must
+    # give a flat tile, not the interpolation's float rounding stretched to [0, 1].
+    fmap = torch.tensor([5.3, 171.9, 0.0, 1e-3]).reshape(4, 1, 1)
+    ours = upsample_channels(fmap, (32, 32))
+    assert torch.equal(ours, torch.zeros(4, 32, 32))
+    mixed = torch.stack([torch.full((3, 3), 7.25), torch.arange(9.0).reshape(3, 3)])
+    ours = upsample_channels(mixed, (12, 12))
+    assert torch.equal(ours[0], torch.zeros(12, 12))
+    ref = cv2.resize(mixed[1].numpy(), (12, 12), interpolation=cv2.INTER_LINEAR)
+    ref = (ref - ref.min()) / (ref.max() - ref.min())
+    assert np.abs(ours[1].numpy() - ref).max() < 1e-5
+    path = save_feature_grid(fmap, torch.zeros(1, 32, 32, dtype=torch.uint8), tmp_path / "flat.png", topk=4)
+    open_png(path, (200, 200))

@@ -70,11 +70,18 @@ def channel_energy(fmap: torch.Tensor) -> torch.Tensor:
 
 
 def upsample_channels(fmap: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(C, h, w) -> (C, H, W) bilinear (half-pixel centres), each channel min-max scaled to [0, 1]."""
+    """(C, h, w) -> (C, H, W) bilinear (half-pixel centres), each channel min-max scaled to [0, 1].
+
+    A constant channel (a 1x1 map, a dead ReLU) comes back as zeros: scaling the float rounding
+    of the interpolation up to [0, 1] would draw noise where the map has no structure.
+    """
     up = F.interpolate(fmap.float()[None], size=size, mode="bilinear", align_corners=False)[0]
     flat = up.flatten(1)
     low, high = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
-    return (up - low) / (high - low).clamp_min(1e-12)
+    spread = high - low
+    flat_channel = spread <= 1e-5 * torch.maximum(high.abs(), low.abs())
+    scaled = (up - low) / spread.clamp_min(1e-12)
+    return torch.where(flat_channel, torch.zeros_like(scaled), scaled)
 
 
 def save_feature_grid(
