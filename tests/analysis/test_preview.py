@@ -91,3 +91,20 @@ def test_preview_out_with_another_extension_is_refused_and_the_file_kept(tmp_pat
     assert config.read_bytes() == before
     assert main(["preview", str(config), "--out", str(tmp_path / "AUG.PNG"), "-n", "1", "--draws", "1"]) == 0
     _assert_grid(tmp_path / "AUG.PNG", rows=1, cols=3)
+
+
+def test_preview_without_out_keeps_every_earlier_grid(tmp_path, monkeypatch, capsys):
+    # Tuning by eye means several previews in a row; each one used to replace
+    # runs/preview/augmentations.png, so the grid to compare against was gone.
+    root = _user_folder(tmp_path / "fruit")
+    monkeypatch.chdir(tmp_path)
+    assert main(["preview", f"data.root={root}", "-n", "1", "--draws", "1"]) == 0
+    first = tmp_path / "runs" / "preview" / "exp" / "augmentations.png"
+    assert f"written to {Path('runs/preview/exp/augmentations.png')}" in capsys.readouterr().out
+    before = first.read_bytes()
+    assert main(["preview", f"data.root={root}", "data.augment.rotation=45", "-n", "2", "--draws", "1"]) == 0
+    assert first.read_bytes() == before
+    _assert_grid(first, rows=1, cols=3)
+    _assert_grid(tmp_path / "runs" / "preview" / "exp2" / "augmentations.png", rows=2, cols=3)
+    assert main(["preview", f"data.root={tmp_path / 'missing'}"]) == 2  # a failed preview leaves no empty folder
+    assert sorted(p.name for p in (tmp_path / "runs" / "preview").iterdir()) == ["exp", "exp2"]

@@ -22,8 +22,9 @@ def register(sub) -> None:
     p = sub.add_parser("preview", help="grid PNG of training augmentations and the eval view",
                        description=DESCRIPTION, formatter_class=formatter)
     p.add_argument("items", nargs="*", metavar="[CONFIG] key=value", help="config file or preset, then overrides")
-    p.add_argument("--out", default="runs/preview/augmentations.png",
-                   help="PNG file to write, or a folder to write augmentations.png in (default: runs/preview/augmentations.png)")
+    p.add_argument("--out", default=None,
+                   help="PNG file to write, or a folder to write augmentations.png in "
+                        "(default: a new runs/preview/exp, exp2, ... so an earlier preview is kept)")
     p.add_argument("-n", "--images", type=int, default=8, help="training images, one per row (default: 8)")
     p.add_argument("--draws", type=int, default=4, help="random training views per image (default: 4)")
     p.set_defaults(func=run)
@@ -39,7 +40,18 @@ def run(args) -> int:
         raise ConfigError("--images and --draws must be at least 1")
     config, overrides = split_config_and_overrides(args.items)
     cfg = resolve_train_config(config, overrides)  # the settings `cvpipe train` would use
-    path = preview_augmentations(cfg, args.out, n=args.images, draws=args.draws)
+    if args.out is not None:
+        path = preview_augmentations(cfg, args.out, n=args.images, draws=args.draws)
+    else:  # numbered like every run folder: previewing other settings must not replace the last grid
+        from cvpipe.tasks.common import increment_run_dir
+
+        out = increment_run_dir("runs/preview", "exp")
+        try:
+            path = preview_augmentations(cfg, out / "augmentations.png", n=args.images, draws=args.draws)
+        except BaseException:
+            if not any(out.iterdir()):
+                out.rmdir()
+            raise
     print(f"augmentation preview written to {path}")
     mixes = [key for key in ("mixup", "cutmix") if getattr(cfg.data.augment, key) > 0]
     if mixes:  # they blend pairs of images within a training batch, after these per-image views
