@@ -131,7 +131,7 @@ def test_det_eval_names_what_it_could_not_read_in_predictions_and_ground_truth(v
     err = capsys.readouterr().err
     assert "error: Annotations/000000.xml object 0: bndbox/xmin is not a number" in err
     assert "1 ground-truth problem (listed above)" in err
-    assert [str(i) for i in evaluate_voc(voc, tmp_path / "r.json").issues] == [
+    assert [str(i) for i in evaluate_voc(voc, tmp_path / "r.json").issues if i.level == "error"] == [
         "Annotations/000000.xml object 0: bndbox/xmin is not a number: 'x12'; object skipped"]
 
 
@@ -283,3 +283,45 @@ def test_yolo_predictions_without_confidences_say_how_to_get_them(voc, tmp_path,
     err = capsys.readouterr().err
     assert f"{tmp_path / 'pred/000001.txt'} line 1: expected 6 values, got 5 (`cls cx cy w h conf`" in err
     assert "save_conf" in err and len(err.splitlines()) == 1
+
+
+def test_det_eval_warns_that_coco_results_are_matched_by_id_to_a_ground_truth_without_ids(voc, tmp_path, capsys):
+    # a COCO dataset whose ids are not in file order goes through YOLO, which stores no ids: its
+    # images are numbered 1..N again, and results made for the COCO ids would land on other images
+    assert main(["convert", str(voc), str(tmp_path / "coco"), "--to", "coco"]) == 0
+    gt_json = tmp_path / "coco/annotations/instances_train.json"
+    data = json.loads(gt_json.read_text())
+    new_id = {im["id"]: 100 - k for k, im in enumerate(data["images"])}
+    data["images"] = [dict(im, id=new_id[im["id"]]) for im in data["images"]]
+    data["annotations"] = [dict(a, image_id=new_id[a["image_id"]]) for a in data["annotations"]]
+    gt_json.write_text(json.dumps(data))
+    assert main(["convert", str(tmp_path / "coco"), str(tmp_path / "yolo"), "--to", "yolo"]) == 0
+    yolo = read_dataset(tmp_path / "yolo")
+    assert yolo.numbered_ids and not read_dataset(gt_json).numbered_ids
+    # results made for the ids of the YOLO dataset itself (1..N): counted, with the warning
+    results = [{"image_id": yolo.images[int(yolo.image_index[j])].id, "category_id": int(yolo.category_id[j]),
+                "bbox": [float(v) for v in (*yolo.boxes[j, :2], *(yolo.boxes[j, 2:] - yolo.boxes[j, :2]))],
+                "score": 0.9} for j in range(yolo.num_objects)]
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    capsys.readouterr()
+    assert main(["det-eval", str(tmp_path / "yolo"), str(tmp_path / "r.json")]) == 0
+    out, err = capsys.readouterr()
+    assert "maxDets=100 ] = 1.000" in out
+    assert f"warning: {tmp_path / 'r.json'}: COCO results are matched to images by image_id, but this yolo ground " \
+           "truth stores no image ids" in err and "matched by file name" in err and len(err.splitlines()) == 1
+    # a COCO ground truth has its ids: no warning; nor for YOLO txt predictions, matched by file name
+    coco_results = [{"image_id": data["images"][0]["id"], "category_id": data["categories"][0]["id"],
+                     "bbox": [0, 0, 5, 5], "score": 0.5}]
+    (tmp_path / "c.json").write_text(json.dumps(coco_results))
+    assert main(["det-eval", str(gt_json), str(tmp_path / "c.json")]) == 0
+    assert "matched to images by image_id" not in capsys.readouterr().err
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "pred" / f"{yolo.images[0].file_name.rsplit('.', 1)[0]}.txt").write_text("0 0.5 0.5 0.2 0.2 0.9\n")
+    assert main(["det-eval", str(tmp_path / "yolo"), str(tmp_path / "pred")]) == 0
+    assert "matched to images by image_id" not in capsys.readouterr().err
+    # a VOC folder that cvpipe wrote from COCO keeps the ids in <image_id>: no warning there either
+    assert main(["convert", str(gt_json), str(tmp_path / "voc_ids"), "--to", "voc"]) == 0
+    assert not read_dataset(tmp_path / "voc_ids").numbered_ids and read_dataset(voc).numbered_ids
+    capsys.readouterr()
+    assert main(["det-eval", str(tmp_path / "voc_ids"), str(tmp_path / "c.json")]) == 0
+    assert "matched to images by image_id" not in capsys.readouterr().err

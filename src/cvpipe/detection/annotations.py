@@ -109,6 +109,9 @@ class DetectionDataset:
         info, licenses: COCO's top-level blocks, kept as read.
         issues: problems met while reading (one per bad file, line or object).
         format: the format read (``"coco"``, ``"voc"``, ``"yolo"``, ``"txt"``) or ``""``.
+        numbered_ids: the image ids are cvpipe's 1..N numbering in file order (YOLO, txt, VOC
+            without ``<image_id>``), not ids stored in the files: COCO results made for another
+            file's ids cannot be matched to these images by id.
     """
 
     def __init__(
@@ -127,6 +130,7 @@ class DetectionDataset:
         licenses: Optional[list] = None,
         issues: Optional[list[Issue]] = None,
         format: str = "",
+        numbered_ids: bool = False,
     ):
         self.images = list(images)
         self.categories = list(categories)
@@ -151,6 +155,7 @@ class DetectionDataset:
         self.licenses = list(licenses or [])
         self.issues = list(issues or [])
         self.format = format
+        self.numbered_ids = numbered_ids
 
     # ------------------------------------------------------------------ views
     def __len__(self) -> int:
@@ -209,6 +214,7 @@ class DetectionDataset:
             self.images, self.categories, self.image_index[idx], self.boxes[idx], self.category_id[idx],
             self.ignore[idx], self.area[idx], self.annotation_id[idx], self.object_index[idx],
             [self.object_extra[i] for i in idx], self.info, self.licenses, self.issues, self.format,
+            numbered_ids=self.numbered_ids,
         )
 
     def select_images(self, keep) -> "DetectionDataset":
@@ -270,6 +276,7 @@ class DatasetBuilder:
         self.images: list[ImageInfo] = []
         self.categories: list[Category] = list(categories)
         self.format = format
+        self.numbered_ids = False  # set by readers that number the images 1..N themselves
         self.issues: list[Issue] = []
         self.info: dict = {}
         self.licenses: list = []
@@ -302,7 +309,7 @@ class DatasetBuilder:
         area[missing] = box_area_np(boxes[missing])
         return DetectionDataset(
             self.images, self.categories, c["image"], boxes, c["cat"], c["ignore"], area, c["ann"], c["index"],
-            c["extra"], self.info, self.licenses, self.issues, self.format,
+            c["extra"], self.info, self.licenses, self.issues, self.format, numbered_ids=self.numbered_ids,
         )
 
 

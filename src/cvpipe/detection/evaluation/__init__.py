@@ -63,6 +63,14 @@ def load_for_evaluation(gt, predictions, gt_format=None, pred_format=None, split
         ds.issues = list(ds.issues) + [Issue(str(predictions), f"{int((~mine).sum())} of {len(every)} detections are "
                                              f"for images of other splits than {split!r}; they are left out",
                                              level="warning")]
+    if ds.numbered_ids and (pred_format or ("coco" if Path(predictions).is_file() else "")) == "coco":
+        # ids that only cvpipe's numbering gives: results made for another file's ids match silently wrong images
+        ds.issues = list(ds.issues) + [Issue(str(predictions), f"COCO results are matched to images by image_id, but "
+                                             f"this {ds.format} ground truth stores no image ids (cvpipe numbers its "
+                                             f"images 1..N in file order): unless the results were made for those "
+                                             "numbers, evaluate against the COCO file they were made for, or give "
+                                             "them as YOLO or VOC txt files, which are matched by file name",
+                                             level="warning")]
     return ds, dets
 
 

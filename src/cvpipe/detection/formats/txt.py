@@ -106,6 +106,7 @@ def read_txt(path, image_root=None, classes=None) -> DetectionDataset:
     if not b.categories:
         top = max((int(c.max()) for _, found in parsed for *_, c, _v in found if len(c)), default=-1)
         b.categories = default_categories(top + 1)
+    b.numbered_ids = True
     for n, (info, found) in enumerate(parsed):
         info.id = n + 1
         image = b.add_image(info)

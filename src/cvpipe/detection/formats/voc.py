@@ -177,6 +177,7 @@ def read_voc(path, image_root=None, classes: Optional[Sequence[str]] = None) -> 
     id_of = {c.name: c.id for c in b.categories}
     stored = [info.id for _, info, _ in parsed]
     keep_ids = None not in stored and len(set(stored)) == len(stored)
+    b.numbered_ids = not keep_ids
     for n, (rel, info, objects) in enumerate(parsed):
         info.id = info.id if keep_ids else n + 1
         image = b.add_image(info)

@@ -223,6 +223,7 @@ def read_yolo(path, image_root=None, classes=None) -> DetectionDataset:
         top = max((int(c.max()) for _, found in parsed for *_, c, _v in found if len(c)), default=-1)
         b.categories = default_categories(top + 1)
         b.issue(str(root), f"no class names (data YAML 'names' or classes.txt); using indices 0..{top}", level="warning")
+    b.numbered_ids = True
     for n, (info, found) in enumerate(parsed):
         info.id = n + 1
         image = b.add_image(info)
