@@ -158,3 +158,20 @@ def test_layer_surgery():
         get_module(model, "layer2.5")
     with pytest.raises(ConfigError, match="no module 'head.fc'"):
         replace_module(model, "head.fc", nn.Identity())
+
+
+def test_a_tv_model_is_frozen_by_the_names_the_guide_and_the_error_give():
+    # The guide's example for tv: models, "model.freeze=[conv1,bn1,layer1]", matched nothing: the
+    # torchvision network sits under `model.`. The error listed "model, head" and suggested layer4.1.
+    model = create_model("tv:resnet18", num_classes=3)
+    with pytest.raises(ConfigError) as error:
+        freeze(model, prefixes=["conv1"])
+    message = str(error.value)
+    assert "model.conv1, model.bn1, model.relu, model.maxpool, model.layer1" in message
+    assert "e.g. model.layer4)" in message
+    freeze(model, prefixes=["model.conv1", "model.bn1", "model.layer1"])  # the guide's example
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {n for n, _ in model.named_parameters() if n.startswith(("model.conv1.", "model.bn1.", "model.layer1."))}
+    assert frozen and "head.weight" not in frozen
+    with pytest.raises(ConfigError, match=r"top-level modules are conv1, bn1, .* \(use dotted names, e.g. layer4.1\)"):
+        freeze(create_model("resnet18", num_classes=3), prefixes=["conv1x"])

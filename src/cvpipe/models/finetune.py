@@ -58,7 +58,17 @@ def _names_in_head(model: nn.Module) -> Callable[[str], bool]:
 
 
 def _top_level(model: nn.Module) -> str:
-    return ", ".join(n for n, _ in unwrap(model).named_children())
+    """The top-level module names; a wrapper's inner network (a ``tv:`` model's ``model``) is
+    listed by its children, ``model.conv1, model.bn1, ...``, the names freezing takes."""
+    stem, stages, _ = model_parts(model)
+    inner = {s.split(".")[0] for stage in stages for s in stage}
+    names = []
+    for n, child in unwrap(model).named_children():
+        if not stem and inner == {n} and all("." in s for stage in stages for s in stage):
+            names += [f"{n}.{c}" for c, _ in child.named_children()]
+        else:
+            names.append(n)
+    return ", ".join(names)
 
 
 def _check_prefixes(model: nn.Module, prefixes: Iterable[str], key: str) -> None:
@@ -72,7 +82,17 @@ def _check_prefixes(model: nn.Module, prefixes: Iterable[str], key: str) -> None
             continue
         if not any(_under(n, p) for n in names):
             raise ConfigError(f"{key}: {p!r} matches no parameter of the model; its top-level modules are "
-                              f"{_top_level(model)} (use dotted names, e.g. layer4.1)")
+                              f"{_top_level(model)} (use dotted names, e.g. {_example_name(model, names)})")
+
+
+def _example_name(model: nn.Module, names: Sequence[str]) -> str:
+    """A dotted module name this model really has (``layer4.1``; ``model.layer4`` for a ``tv:`` model)."""
+    _, _, head = model_parts(model)
+    body = [n for n in names if not any(_under(n, h) for h in head)] or list(names)
+    if not body:
+        return "layer4.1"
+    parts = body[-1].split(".")
+    return ".".join(parts[: max(1, min(2, len(parts) - 1))])
 
 
 def frozen_selector(model: nn.Module, prefixes: Sequence[str] = (), stages: int = 0) -> Callable[[str], bool]:
