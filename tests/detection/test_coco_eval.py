@@ -270,3 +270,22 @@ def test_a_trip_through_voc_changes_only_the_area_range_numbers(tmp_path):
     all_areas, by_area = [0, 1, 2, 6, 7, 8], [3, 4, 5, 9, 10, 11]  # VOC keeps no area: the box area replaces it
     np.testing.assert_allclose(after[all_areas], before[all_areas], rtol=0, atol=1e-12)
     assert np.abs(after[by_area] - before[by_area]).max() > 1e-3
+
+
+def test_annotation_id_0_as_roboflow_writes_it_is_matched_unlike_pycocotools(tmp_path):
+    # Roboflow numbers each split's annotations from 0; pycocotools tests the matched ground
+    # truth's id for non-zero, so a perfect detection of annotation 0 counts as a false positive.
+    # cvpipe matches it: its numbers equal pycocotools' on the same file with ids from 1.
+    gt, results = random_coco(4, n_images=20, n_cats=3)
+    gt["annotations"] = [dict(a, id=k) for k, a in enumerate(gt["annotations"])]
+    first = next(a for a in gt["annotations"] if not a["iscrowd"])
+    first["id"], gt["annotations"][0]["id"] = gt["annotations"][0]["id"], first["id"]
+    assert first["id"] == 0
+    results.append({"image_id": first["image_id"], "category_id": first["category_id"], "bbox": first["bbox"],
+                    "score": 1.0})
+    gt_path, res_path = write(tmp_path, gt, results)
+    ours = evaluate_coco(gt_path, res_path)
+    from_one = tmp_path / "from_one.json"
+    from_one.write_text(json.dumps(dict(gt, annotations=[dict(a, id=a["id"] + 1) for a in gt["annotations"]])))
+    assert_identical(ours, reference(from_one, str(res_path)))
+    assert reference(gt_path, str(res_path)).stats[1] < ours.stats[1]  # pycocotools' AP50 drops on id 0
