@@ -706,3 +706,21 @@ def test_duplicate_coco_annotation_ids_are_one_warning_and_only_the_repeats_get_
     with contextlib.redirect_stdout(io.StringIO()):
         before, after = (coco.COCO(str(p)) for p in (path, tmp_path / "out/annotations/instances_val2017.json"))
     assert (len(before.anns), len(after.anns)) == (3, 7)
+
+
+def test_empty_image_and_object_fields_survive_coco_voc_coco(tmp_path):
+    # CVAT writes "flickr_url": "", "coco_url": "" on every image; VOC stores them as <coco_url />,
+    # which must come back as "" rather than vanish
+    data = {"images": [{"id": 5, "file_name": "a.jpg", "width": 40, "height": 30, "license": 0, "flickr_url": "",
+                        "coco_url": "", "date_captured": 0}],
+            "annotations": [{"id": 1, "image_id": 5, "category_id": 1, "bbox": [1, 2, 10, 8], "area": 80,
+                             "iscrowd": 0, "note": ""}],
+            "categories": [{"id": 1, "name": "car"}]}
+    (tmp_path / "gt.json").write_text(json.dumps(data))
+    write_dataset(read_dataset(tmp_path / "gt.json"), tmp_path / "voc", "voc", images="none")
+    assert "<coco_url />" in (tmp_path / "voc/Annotations/a.xml").read_text()
+    write_dataset(read_dataset(tmp_path / "voc", "voc"), tmp_path / "coco", "coco", images="none")
+    after = json.loads((tmp_path / "coco/annotations/instances.json").read_text())
+    image = after["images"][0]
+    assert {k: image[k] for k in data["images"][0]} == data["images"][0]
+    assert after["annotations"][0]["note"] == ""

@@ -232,8 +232,8 @@ def _image_info(node, xml_path: Path, ann_dir: Path, image_dir: Path, rel: str) 
         if depth:
             extra["depth"] = depth
     for child in node:
-        if child.tag not in _IMAGE_KEYS and len(child) == 0 and child.text and child.text.strip():
-            extra[child.tag] = _scalar(child.text.strip())
+        if child.tag not in _IMAGE_KEYS and len(child) == 0:  # an empty <coco_url/> is kept as "" too
+            extra[child.tag] = _scalar((child.text or "").strip())
     return ImageInfo(filename, width, height, 0, "", image_dir / filename, rel, extra), note
 
 
@@ -262,8 +262,7 @@ def _object(obj) -> tuple[str, np.ndarray, bool, dict]:
     xmin, ymin, xmax, ymax = values
     box = np.array([xmin - 1.0, ymin - 1.0, xmax, ymax])
     difficult = bool(_flag(obj, "difficult", "difficult"))
-    extra = {c.tag: _scalar(c.text.strip()) for c in obj
-             if c.tag not in _OBJECT_KEYS and len(c) == 0 and c.text and c.text.strip()}
+    extra = {c.tag: _scalar((c.text or "").strip()) for c in obj if c.tag not in _OBJECT_KEYS and len(c) == 0}
     return name, box, difficult, extra
 
 
