@@ -102,7 +102,7 @@ class ModelConfig:
     freeze: list[str] = field(default_factory=list)  # name prefixes, or ["backbone"]
     freeze_stages: int = 0  # freeze the stem and this many stages
     freeze_bn_stats: bool = True  # frozen BatchNorm keeps running statistics (eval mode)
-    unfreeze_epoch: int = 0  # unfreeze everything at this epoch (0 = never)
+    unfreeze_epoch: int = 0  # train this many epochs frozen, then everything (0 = stay frozen)
     lr_groups: dict[str, float] = field(default_factory=dict)  # name prefix -> LR multiplier
     layer_decay: float = 0.0  # layer-wise LR decay (0 = off)
 

@@ -97,3 +97,21 @@ def test_a_cached_run_trains_exactly_like_one_that_reads_the_files(shapes, tmp_p
     b = load_checkpoint(cached.run_dir / "weights" / "last.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert read_csv(plain.run_dir / "metrics.csv") == read_csv(cached.run_dir / "metrics.csv")
+
+
+def test_unfreeze_epoch_n_trains_n_epochs_frozen_then_everything(shapes, tmp_path):
+    # model.unfreeze_epoch=2: epochs 1 and 2 train the head only (frozen BatchNorm keeps its
+    # statistics), epoch 3 trains every layer; the log names the epoch where that changes.
+    run = cvpipe.train(None, fast(tmp_path, **{"data.root": shapes, "model.name": "resnet18", "train.epochs": 3,
+                                               "train.save_period": 1, "model.freeze": "[backbone]",
+                                               "model.unfreeze_epoch": 2}))
+    weights = [load_checkpoint(run.run_dir / "weights" / f"epoch_{e}.pt")["model"] for e in (1, 2, 3)]
+    backbone = [k for k in weights[0] if not k.startswith("fc.") and not k.endswith("num_batches_tracked")]
+    assert any(k.endswith("running_mean") for k in backbone)
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in backbone)
+    assert not torch.equal(weights[0]["fc.weight"], weights[1]["fc.weight"])
+    changed = [k for k in backbone if not torch.equal(weights[1][k], weights[2][k])]
+    assert len(changed) == len(backbone)
+    log = (run.run_dir / "train.log").read_text()
+    assert "epoch 3: trainable parameters changed; optimiser rebuilt" in log
+    assert "epoch 2: trainable" not in log
