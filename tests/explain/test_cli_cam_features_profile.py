@@ -182,3 +182,21 @@ def test_cam_skips_a_broken_image_in_a_folder(folder_checkpoint, tmp_path, capsy
     (images / good.name).unlink()
     assert main(["cam", str(checkpoint), str(images), f"project={tmp_path / 'cam'}"]) == 2
     assert "broken.png" in capsys.readouterr().err
+
+
+def test_cam_names_each_method_once_and_mentions_only_the_files_it_wrote(digits_checkpoint, tmp_path, capsys):
+    checkpoint, root = digits_checkpoint
+    image = str(root / "3" / "0045.png")
+    # the same method twice (two spellings) used to write its files twice and two summary rows
+    assert main(["cam", str(checkpoint), image, "method=gradcam,GradCAM,eigencam", f"project={tmp_path / 'cam'}"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "cam" / "exp" / "cam_summary.csv")))
+    assert [r["method"] for r in rows] == ["gradcam", "eigencam"]
+    assert main(["cam", str(checkpoint), image, "method=gradcam,eigencam", f"project={tmp_path / 'cam'}"]) == 0
+    # the grid has one column per method, as for the method list without the repeat
+    assert open_png(tmp_path / "cam" / "exp" / "cam_grid.png").shape == open_png(tmp_path / "cam" / "exp2" / "cam_grid.png").shape
+    capsys.readouterr()
+    # grid=0 writes no grid, and the last line must not send the user looking for one
+    assert main(["cam", str(checkpoint), image, "grid=0", f"project={tmp_path / 'cam'}"]) == 0
+    out = capsys.readouterr().out
+    assert not (tmp_path / "cam" / "exp3" / "cam_grid.png").exists()
+    assert "cam_grid.png" not in out and f"overlays and maps (no grid: grid=0) in {tmp_path / 'cam' / 'exp3'}" in out

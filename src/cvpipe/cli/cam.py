@@ -77,5 +77,6 @@ def run(args) -> int:
         print(f"faithfulness {method:<10} ROAD {scores['road']:+.3f}  confidence drop {scores['confidence_drop']:+.3f} "
               "(higher is more faithful)")
     images = len({r.image for r in report.records})
-    print(f"{images} images explained; overlays, maps and cam_grid.png in {report.out_dir}")
+    written = "overlays, maps and cam_grid.png" if report.grid is not None else "overlays and maps (no grid: grid=0)"
+    print(f"{images} images explained; {written} in {report.out_dir}")
     return 0

@@ -82,7 +82,8 @@ def cam(
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"alpha={alpha}: the overlay opacity must be in [0, 1]")
     every = list(methods) == ["all"]
-    methods = list(METHODS) if every else [canonical_method(m) for m in methods]
+    # each method once: `method=gradcam,GradCAM` wrote the same files twice and two rows per image
+    methods = list(METHODS) if every else list(dict.fromkeys(canonical_method(m) for m in methods))
     if not methods:
         raise ConfigError(f"name at least one CAM method: method=gradcam, several comma-separated, or all ({', '.join(METHODS)})")
     trained = _trained(checkpoint)
