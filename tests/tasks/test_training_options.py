@@ -115,3 +115,23 @@ def test_unfreeze_epoch_n_trains_n_epochs_frozen_then_everything(shapes, tmp_pat
     log = (run.run_dir / "train.log").read_text()
     assert "epoch 3: trainable parameters changed; optimiser rebuilt" in log
     assert "epoch 2: trainable" not in log
+
+
+def test_frozen_parameters_the_pretrained_file_lacks_are_named(shapes, tmp_path):
+    # CBAM blocks inserted into a pretrained ResNet start random; freezing the backbone froze
+    # them there for good, without a word. The run now says which ones and until when.
+    import torchvision
+
+    weights = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    common = {"data.root": shapes, "model.name": "resnet18", "model.pretrained": weights, "model.freeze": "[backbone]",
+              "train.epochs": 1}
+    run = cvpipe.train(None, fast(tmp_path, **common, **{"model.attention": "cbam", "model.unfreeze_epoch": 3}))
+    attn = [n for n, _ in cvpipe.models.create_model("resnet18", num_classes=3, attention="cbam").named_parameters()
+            if ".attn." in n]
+    log = (run.run_dir / "train.log").read_text()
+    assert f"{len(attn)} frozen parameters are not in {weights} and stay at their random initialisation until epoch 4: {attn[0]}" in log
+    ckpt = load_checkpoint(run.run_dir / "weights" / "last.pt")["model"]
+    plain = cvpipe.train(None, fast(tmp_path, **common))  # every backbone tensor came from the file: nothing to say
+    assert "random initialisation" not in (plain.run_dir / "train.log").read_text()
+    assert all(k in ckpt for k in attn)

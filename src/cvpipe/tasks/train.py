@@ -251,6 +251,7 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
     model = build_model(cfg, num_classes)
     # An image too small for the network's pooling fails here, in one line, not mid-epoch.
     check_input_size(model, (1, cfg.model.in_chans, *preprocess["image_size"]), setting="data.augment.image_size", name=cfg.model.name)
+    report = None
     if cfg.model.pretrained and resume_ckpt is None:
         report = load_pretrained(model, cfg.model.pretrained)
         logger.info(str(report))
@@ -258,6 +259,8 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
             report.write(run_dir / "pretrained_load_report.json")
     hooks = _FinetuneHooks(model, cfg, finetune)
     hooks.freeze_initial()
+    if report is not None and hooks.frozen:
+        _warn_frozen_at_init(model, report, cfg.model.unfreeze_epoch, logger)
 
     aug = cfg.data.augment
     if (aug.mixup or aug.cutmix) and splits.multi_label:
@@ -333,6 +336,19 @@ def _why_no_validation(data_cfg) -> str:
         f"each class gives round(images x data.val_split={data_cfg.val_split:g}) to validation, which is 0 for "
         "every class here (or all of them were unreadable); add images, a val/ folder, or raise data.val_split"
     )
+
+
+def _warn_frozen_at_init(model: nn.Module, report, unfreeze_epoch: int, logger) -> None:
+    """Parameters the pretrained file did not provide (``model.attention`` blocks, a reshaped layer)
+    keep their random initialisation; frozen as well, they never learn. Say so, by name."""
+    at_init = (set(report.missing) | {m["key"] for m in report.shape_mismatch}) - set(report.head_reset)
+    frozen = [n for n, p in model.named_parameters() if n in at_init and not p.requires_grad]
+    if not frozen:
+        return
+    shown = ", ".join(frozen[:4]) + (f", ... ({len(frozen) - 4} more)" if len(frozen) > 4 else "")
+    until = f"until epoch {unfreeze_epoch + 1}" if unfreeze_epoch else "for the whole run"
+    logger.warning(f"{len(frozen)} frozen parameters are not in {report.source} and stay at their random "
+                   f"initialisation {until}: {shown}; leave them out of model.freeze or set model.unfreeze_epoch")
 
 
 class _FinetuneHooks(TrainHooks):
