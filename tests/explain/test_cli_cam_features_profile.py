@@ -200,3 +200,15 @@ def test_cam_names_each_method_once_and_mentions_only_the_files_it_wrote(digits_
     out = capsys.readouterr().out
     assert not (tmp_path / "cam" / "exp3" / "cam_grid.png").exists()
     assert "cam_grid.png" not in out and f"overlays and maps (no grid: grid=0) in {tmp_path / 'cam' / 'exp3'}" in out
+
+
+def test_profile_of_a_checkpoint_refuses_other_channels_or_classes(digits_checkpoint, capsys):
+    # in_chans/num_classes build a model from a name; with a checkpoint they were silently
+    # ignored, so `in_chans=3` printed the 1-channel model's numbers as if for 3 channels
+    checkpoint, _ = digits_checkpoint
+    for extra, message in ((["in_chans=3"], "in_chans=3: "), (["num_classes=5"], "num_classes=5: ")):
+        assert main(["profile", str(checkpoint), *extra, "runs=0", "save=false"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "trained with" in err and len(err.strip().splitlines()) == 1
+    assert main(["profile", str(checkpoint), "in_chans=1", "num_classes=10", "runs=0", "save=false"]) == 0
+    assert "[1, 1, 32, 32]" in capsys.readouterr().out

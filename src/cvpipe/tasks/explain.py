@@ -157,34 +157,41 @@ def profile(
     *,
     imgsz: Union[int, tuple[int, int], None] = None,
     batch: int = 1,
-    num_classes: int = 1000,
-    in_chans: int = 3,
+    num_classes: Optional[int] = None,
+    in_chans: Optional[int] = None,
     runs: int = 10,
     device: str = "auto",
 ):
     """Parameters, MACs/FLOPs, activation memory, latency and receptive fields.
 
     ``model``: a checkpoint (its input size and channels are used unless ``imgsz`` is given)
-    or a registered model name (built with ``num_classes`` and ``in_chans``; ``imgsz`` 224).
+    or a registered model name (built with ``num_classes`` and ``in_chans``, default 1000 and 3;
+    ``imgsz`` 224). A checkpoint has its own classes and channels: other values are refused.
     Returns :class:`cvpipe.analysis.profile.Profile`.
     """
     from cvpipe.analysis import profile_model
     from cvpipe.models import check_input_size, create_model
 
-    check_at_least(1, batch=batch, in_chans=in_chans)
-    check_at_least(0, num_classes=num_classes, runs=runs)
+    check_at_least(1, batch=batch, **({} if in_chans is None else {"in_chans": in_chans}))
+    check_at_least(0, runs=runs, **({} if num_classes is None else {"num_classes": num_classes}))
     if imgsz is not None:
         sides = (imgsz, imgsz) if isinstance(imgsz, int) else tuple(imgsz)
         if len(sides) != 2 or min(sides) < 1:
             raise ConfigError(f"imgsz={imgsz}: a positive size, or [H,W]")
     if isinstance(model, Trained) or Path(model).is_file() or Path(model).suffix in (".pt", ".pth"):
         trained = _trained(model)
+        own = {"in_chans": trained.in_chans, "num_classes": len(trained.classes)}
+        for key, value in (("in_chans", in_chans), ("num_classes", num_classes)):
+            if value is not None and value != own[key]:  # silently profiling another model would mislead
+                raise ConfigError(f"{key}={value}: {trained.path} was trained with {key}={own[key]}; "
+                                  f"{key} applies to a model name, so leave it out for a checkpoint")
         net, in_chans = trained.model, trained.in_chans
         name = trained.path.name
         imgsz = imgsz or tuple(trained.preprocess["image_size"])
     else:
         name = str(model)
-        net = create_model(name, num_classes=num_classes, in_chans=in_chans).eval()
+        in_chans = 3 if in_chans is None else in_chans
+        net = create_model(name, num_classes=1000 if num_classes is None else num_classes, in_chans=in_chans).eval()
         imgsz = imgsz or 224
     height, width = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     net = net.to(device_for(device))
