@@ -146,6 +146,11 @@ def test_without_the_onnx_packages_the_user_is_told_what_to_install(tmp_path, mo
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "onnxscript is missing" in err and "pip install 'cvpipe[export]'" in err
     assert cvpipe.export(ckpt, format="torchscript").max_abs_diff == 0.0  # the others need nothing more
+    monkeypatch.delitem(__import__("sys").modules, "onnxscript")
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # no runtime: the checker only, said so
+    result = cvpipe.export(ckpt)
+    assert result.max_abs_diff is None and result.checked_with == "onnx checker"
+    assert "install onnxruntime to compare outputs" in result.describe()
 
 
 def test_eval_and_predict_take_the_exported_onnx_model_and_agree_with_the_checkpoint(tmp_path, capsys):
