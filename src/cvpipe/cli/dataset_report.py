@@ -54,15 +54,10 @@ def run(args) -> int:
         out = Path(args.out)
         summary = dataset_report(cfg, out, samples_per_class=args.per_class)
     else:  # numbered like every run folder, so a report on another dataset does not replace this one
-        from cvpipe.tasks.common import increment_run_dir
+        from cvpipe.tasks.common import new_run_dir
 
-        out = increment_run_dir("runs/dataset-report", "exp")
-        try:
+        with new_run_dir("runs/dataset-report", "exp") as out:
             summary = dataset_report(cfg, out, samples_per_class=args.per_class)
-        except BaseException:
-            if not any(out.iterdir()):
-                out.rmdir()
-            raise
     images = ", ".join(f"{n} {name}" for name, n in summary["images"].items())
     print(f"{summary['root']}: {summary['layout']} layout, {len(summary['classes'])} classes, {images} images")
     print(f"unreadable: {len(summary['unreadable'])}, duplicate groups: {len(summary['duplicates'])} "

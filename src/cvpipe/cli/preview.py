@@ -43,15 +43,10 @@ def run(args) -> int:
     if args.out is not None:
         path = preview_augmentations(cfg, args.out, n=args.images, draws=args.draws)
     else:  # numbered like every run folder: previewing other settings must not replace the last grid
-        from cvpipe.tasks.common import increment_run_dir
+        from cvpipe.tasks.common import new_run_dir
 
-        out = increment_run_dir("runs/preview", "exp")
-        try:
+        with new_run_dir("runs/preview", "exp") as out:
             path = preview_augmentations(cfg, out / "augmentations.png", n=args.images, draws=args.draws)
-        except BaseException:
-            if not any(out.iterdir()):
-                out.rmdir()
-            raise
     print(f"augmentation preview written to {path}")
     mixes = [key for key in ("mixup", "cutmix") if getattr(cfg.data.augment, key) > 0]
     if mixes:  # they blend pairs of images within a training batch, after these per-image views

@@ -3,11 +3,12 @@ and ``key=value`` command options."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -41,6 +42,20 @@ def increment_run_dir(project: Union[str, Path], name: str, exist_ok: bool = Fal
     except OSError as e:  # a file where a folder should be, no permission, a read-only disk...
         raise ConfigError(f"cannot create the output folder {project / name} ({e.strerror}); choose another project folder") from None
     raise ConfigError(f"{project}: too many runs named {name}; choose another name")
+
+
+@contextlib.contextmanager
+def new_run_dir(project: Union[str, Path], name: str) -> Iterator[Path]:
+    """A new numbered output folder (:func:`increment_run_dir`), removed again when the command
+    fails before writing to it: a mistyped layer or setting must not leave ``exp``, ``exp2``,
+    ... behind."""
+    out_dir = increment_run_dir(project, name)
+    try:
+        yield out_dir
+    except BaseException:
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
 
 
 @dataclass

@@ -7,12 +7,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 from cvpipe.errors import ConfigError, DataError
-from cvpipe.tasks.common import Trained, check_at_least, device_for, increment_run_dir, load_trained
+from cvpipe.tasks.common import Trained, check_at_least, device_for, increment_run_dir, load_trained, new_run_dir
 
 PathLike = Union[str, Path]
 
@@ -29,19 +28,6 @@ def check_has_layers(trained: Trained) -> None:
 
     if isinstance(trained.model, OnnxClassifier):
         raise ConfigError(f"{trained.path}: an exported model has no layers to hook; CAM, feature maps and profile need the PyTorch checkpoint it came from (e.g. best.pt)")
-
-
-@contextlib.contextmanager
-def _run_dir(project: PathLike, name: str) -> Iterator[Path]:
-    """A new numbered output folder, removed again when the command fails before writing to it
-    (a mistyped layer or target must not leave ``exp``, ``exp2``, ... behind)."""
-    out_dir = increment_run_dir(project, name)
-    try:
-        yield out_dir
-    except BaseException:
-        if out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
 
 
 def cam(
@@ -112,7 +98,7 @@ def cam(
         if len(unreadable) == len(paths):
             raise DataError(f"none of the {len(paths)} images could be read; the first: {unreadable[0]}")
 
-    with _run_dir(project, name) as out_dir:
+    with new_run_dir(project, name) as out_dir:
         return explain_images(
             model, samples(), out_dir, methods, layer, target, trained.classes, faithfulness=faithfulness,
             batch_size=batch_size, grid_max=grid, alpha=alpha, skip_unsupported=every, multi_label=trained.multi_label,
@@ -148,7 +134,7 @@ def feature_maps(
     trained = _trained(checkpoint)
     model = trained.model.to(device_for(device))
     x = trained.transform(read_image(image, mode=trained.image_mode))
-    with _run_dir(project, name) as out_dir:
+    with new_run_dir(project, name) as out_dir:
         return save_feature_maps(model, x, denormalize(x, trained.preprocess), out_dir, layer, topk)
 
 
