@@ -165,6 +165,18 @@ class Splits:
                 digest.update(f"{name}\t{relative.as_posix()}\t{target}\n".encode())
         return {**sizes, "digest": digest.hexdigest()}
 
+    def change_since(self, before: Optional[dict]) -> Optional[str]:
+        """How the train/val data differs from an earlier :meth:`fingerprint` ``before`` (a
+        checkpoint's), as ``train 24 -> 30, val 6 -> 6 images, or ...``; None when it is the same
+        or there is no earlier fingerprint to compare with."""
+        if not before or "digest" not in before:
+            return None
+        now = self.fingerprint()
+        if now["digest"] == before["digest"]:
+            return None
+        return (f"train {before.get('train')} -> {now['train']}, val {before.get('val')} -> {now['val']} images, "
+                "or the same counts with other files or labels")
+
     def describe(self) -> str:
         """One line for logs: where the data is and how many images each split has."""
         parts = (("train", self.train), ("val", self.val), ("test", self.test))

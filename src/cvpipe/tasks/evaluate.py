@@ -129,17 +129,13 @@ def _data_changed(trained: Trained, splits) -> Optional[str]:
     """On the model's own training data: a sentence when its train/val images (files or labels)
     are no longer those the model was trained with, e.g. photos added to the folder since.
     The split is then drawn afresh, so val may hold images the model was trained on."""
-    before = trained.data_fingerprint
-    if not before or "digest" not in before:
-        return None
-    now = splits.fingerprint()
-    if now["digest"] == before["digest"]:
+    change = splits.change_since(trained.data_fingerprint)
+    if change is None:
         return None
     return (
-        f"the data under {splits.root} differs from the data the model was trained on (train {before.get('train')} -> "
-        f"{now['train']}, val {before.get('val')} -> {now['val']} images, or the same counts with other files or "
-        "labels): the splits are drawn afresh, so val may hold images the model was trained on and overstate its "
-        "accuracy; evaluate a fixed held-out folder with data=FOLDER, or keep train/ and val/ folders"
+        f"the data under {splits.root} differs from the data the model was trained on ({change}): the splits are "
+        "drawn afresh, so val may hold images the model was trained on and overstate its accuracy; evaluate a fixed "
+        "held-out folder with data=FOLDER, or keep train/ and val/ folders"
     )
 
 

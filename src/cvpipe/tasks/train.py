@@ -209,13 +209,9 @@ def _prepare(cfg: Config, info, device: torch.device, run_dir: Optional[Path], l
         if resume_ckpt is not None and list(resume_ckpt.get("classes", [])) != list(splits.classes):
             raise CheckpointError(f"{t.resume}: its classes differ from the data's; resume with the same data")
         fingerprint = splits.fingerprint()
-        if resume_ckpt is not None and resume_ckpt.get("data", fingerprint) != fingerprint:
-            before = resume_ckpt["data"]
-            logger.warning(
-                f"resume: the images differ from the run's (train {before['train']} -> {fingerprint['train']}, "
-                f"val {before['val']} -> {fingerprint['val']} images, or the same counts with other files or labels); "
-                "training continues on the data as it is now"
-            )
+        change = splits.change_since(resume_ckpt.get("data")) if resume_ckpt is not None else None
+        if change:
+            logger.warning(f"resume: the images differ from the run's ({change}); training continues on the data as it is now")
         mean, std = resolve_mean_std(cfg.data.augment, splits.train, cfg.model.in_chans)
         preprocess = make_preprocess(cfg.data.augment, cfg.model.in_chans, mean, std)
         if resume_ckpt is not None:
