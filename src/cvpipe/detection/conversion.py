@@ -21,7 +21,7 @@ from cvpipe.detection.annotations import (
     fill_image_sizes,
     first_duplicate,
 )
-from cvpipe.detection.formats import FORMATS, IMAGE_MODES, detect_format, read_dataset, write_dataset
+from cvpipe.detection.formats import FORMATS, IMAGE_MODES, NO_IMAGES, detect_format, read_dataset, write_dataset
 from cvpipe.detection.formats.yolo import unwritable
 from cvpipe.errors import DataError
 
@@ -167,8 +167,8 @@ def write_staged(ds: DetectionDataset, dst: Path, fmt: str, images: str) -> list
             for old in dst.glob(pattern):
                 if old.name != kept:
                     _remove(old)
-        if kept is not None and (dst / kept).is_dir():  # the images are there after all
-            issues = [i for i in issues if "--images none" not in i.message]
+        if kept is not None and (dst / kept).is_dir():  # written aside, the stage had no images; dst has
+            issues = [i for i in issues if not i.message.startswith(NO_IMAGES)]
         for entry in stage.iterdir():
             os.replace(entry, dst / entry.name)
     except OSError as e:

@@ -21,6 +21,7 @@ from cvpipe.detection.formats.yolo import find_data_yaml, read_yolo, write_yolo
 from cvpipe.detection.names import FORMATS, IMAGE_MODES
 from cvpipe.errors import DataError
 
+NO_IMAGES = "written without images (--images none)"  # starts the warning write_dataset gives for YOLO
 FORMAT_NAMES = {"coco": "COCO", "voc": "Pascal VOC", "yolo": "YOLO", "txt": "txt"}
 
 _READERS: dict[str, Callable] = {"coco": read_coco, "voc": read_voc, "yolo": read_yolo, "txt": read_txt}
@@ -122,15 +123,16 @@ def write_dataset(ds: DetectionDataset, dst, fmt: str, *, images: str = "copy") 
     """Write ``ds`` to the folder ``dst`` in ``fmt``; ``images`` is ``"copy"``, ``"hardlink"``
     or ``"none"``. Returns the issues met (e.g. image files that could not be copied).
 
-    YOLO without images is written, with a warning: its labels are fractions of sizes that
-    only the image files hold, so the dataset is unusable until the images are put in place
-    (a user may well do that, e.g. on the training machine)."""
+    YOLO without images is written, with a warning unless ``dst`` already holds an ``images/``
+    folder: its labels are fractions of sizes that only the image files hold, so the dataset
+    is unusable until the images are put in place (a user may well do that, e.g. on the
+    training machine)."""
     fmt = _check_format(fmt)
     Path(dst).mkdir(parents=True, exist_ok=True)
     issues = _WRITERS[fmt](ds, dst, image_placer(images))
-    if fmt == "yolo" and images == "none" and ds.images:
+    if fmt == "yolo" and images == "none" and ds.images and not (Path(dst) / "images").is_dir():
         layout = "images/<split>/<file name>" if any(ds.splits) else "images/<file name>"
-        issues.append(Issue("data.yaml", "written without images (--images none), but YOLO labels are fractions of "
+        issues.append(Issue("data.yaml", f"{NO_IMAGES}, but YOLO labels are fractions of "
                                          "the image size: data.yaml points at images/, which is absent, so training "
                                          "and cvpipe can use the dataset only once the images are put there as "
                                          f"{layout} (or convert again with --images copy or hardlink)",

@@ -84,19 +84,19 @@ def _number(value, what: str) -> float:
     return float(value)
 
 
+def _is_integer(value) -> bool:
+    """A JSON integer: true/false are bools to JSON even though Python counts them as 1/0."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _integer_id(value, what: str) -> int:
-    """An image or annotation id: a JSON integer (not true/false) that fits the int64 arrays
-    ids are kept in; otherwise :class:`DataError`."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """An image, annotation or category id: a JSON integer that fits the int64 arrays ids are
+    kept in; otherwise :class:`DataError`."""
+    if not _is_integer(value):
         raise DataError(f"{what} {value!r} is not an integer")
     if not -(2**63) <= value < 2**63:
         raise DataError(f"{what} {value} does not fit in 64 bits")
     return value
-
-
-def _is_integer(value) -> bool:
-    """A JSON integer: true/false are bools to JSON even though Python counts them as 1/0."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _hashable(value) -> bool:
