@@ -77,7 +77,7 @@ class ImageCache:
         with ThreadPoolExecutor(max_workers=file_threads()) as pool:
             done = pool.map(fill, range(len(paths)))
             for _ in tqdm(done, total=len(paths), desc=desc, unit="img", disable=not show, leave=False):
-                pass
+                pass  # fill() writes into the buffer; iterating only waits (and re-raises its errors)
         return cls(buffer, offsets, shapes)
 
 
@@ -105,7 +105,7 @@ def available_memory() -> Optional[int]:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except OSError:  # no /proc (macOS, Windows): ask sysconf below
         pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
