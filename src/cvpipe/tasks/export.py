@@ -272,7 +272,7 @@ class OnnxClassifier(torch.nn.Module):
         try:
             import onnxruntime
         except ImportError:
-            raise ExportError(f"{path}: running an ONNX model needs onnxruntime: pip install onnxruntime") from None
+            raise ExportError(f"{path}: running an ONNX model needs onnxruntime: pip install 'cvpipe[export]'") from None
         try:
             self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as e:
